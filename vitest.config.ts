@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: "forks",
+    // Process-level tests start real workers; two at a time fits two cores.
+    maxWorkers: 2,
+    minWorkers: 1,
+  },
+});
