@@ -17,6 +17,8 @@ export type SpawnWorkerOptions = {
   leaseMs?: number;
   pollMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Node's flags for the child. (Default: this process's, so tsx carries over) */
+  nodeArgs?: string[];
   /** Where the worker's stderr goes. (Default: ignored) */
   stderr?: "inherit" | "ignore" | "pipe";
 };
@@ -27,7 +29,7 @@ export type SpawnWorkerOptions = {
  */
 export function spawnWorker(options: SpawnWorkerOptions): Promise<WorkerProcess> {
   const cli = siblingModule(import.meta.url, "../cli/main");
-  const args = [...process.execArgv, cli, "--store", options.store, "worker", options.module];
+  const args = [...(options.nodeArgs ?? process.execArgv), cli, "--store", options.store, "worker", options.module];
   if (options.concurrency !== undefined) args.push("--concurrency", String(options.concurrency));
   if (options.leaseMs !== undefined) args.push("--lease-ms", String(options.leaseMs));
   if (options.pollMs !== undefined) args.push("--poll-ms", String(options.pollMs));

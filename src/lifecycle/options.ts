@@ -61,7 +61,7 @@ export function resolveLifecycleOptions(
   return {
     plan,
     exitOnStop: parsed.exitOnStop,
-    exit: (options.exit ?? ((code: number) => process.exit(code))) as (code: number) => void,
+    exit: options.exit ?? ((code: number) => process.exit(code)),
     onReport: options.onReport,
     logReport: parsed.logReport ?? true,
   };

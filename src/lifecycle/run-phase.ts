@@ -125,16 +125,16 @@ type Settled = { ok: true } | { ok: false; error: unknown };
 async function runOne(open: OpenPhase, name: string, handler: PhaseHandler): Promise<HandlerReport> {
   const started = Date.now();
   const abortedAtStart = open.ctx.signal.aborted;
-  let promise: Promise<void>;
-  try {
-    promise = Promise.resolve(handler(open.ctx));
-  } catch (error) {
-    promise = Promise.reject(error);
-  }
-  const settled = promise.then(
-    (): Settled => ({ ok: true }),
-    (error: unknown): Settled => ({ ok: false, error }),
-  );
+  // Runs the handler synchronously up to its first await, so that work called after the
+  // abort (a forced close) has started before the machine moves on.
+  const settled = (async (): Promise<Settled> => {
+    try {
+      await handler(open.ctx);
+      return { ok: true };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  })();
   const first = abortedAtStart
     ? undefined
     : await Promise.race([settled, open.aborted.then(() => undefined)]);

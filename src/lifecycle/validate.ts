@@ -35,6 +35,6 @@ function show(value: unknown): string {
   try {
     return JSON.stringify(value);
   } catch {
-    return String(value);
+    return "[unprintable]";
   }
 }

@@ -43,7 +43,7 @@ function openSqlite(url: string): SqliteStore {
     throw new ConfigError(`store URL "${url}": synchronous must be "full" or "normal", not "${params.get("synchronous")}"`);
   }
   try {
-    return new SqliteStore({ path, synchronous: synchronous as SqliteSynchronous });
+    return new SqliteStore({ path, synchronous: synchronous as SqliteSynchronous, fencing: !unsafeFencingDisabled() });
   } catch (error) {
     if (error instanceof ConfigError) throw error;
     throw new ConfigError(`cannot open SQLite store "${path}": ${(error as Error).message}`, { cause: error });
@@ -53,4 +53,13 @@ function openSqlite(url: string): SqliteStore {
 /** The URL without its password, safe to print. */
 export function redact(url: string): string {
   return url.replace(/\/\/([^:/@]+):[^@/]*@/, "//$1:***@");
+}
+
+/**
+ * `BATON_UNSAFE_DISABLE_FENCING=1` turns the store's fence checks off. It exists so tests
+ * and the chaos harness can show that they catch what fencing prevents; never set it in
+ * production.
+ */
+export function unsafeFencingDisabled(): boolean {
+  return process.env.BATON_UNSAFE_DISABLE_FENCING === "1";
 }

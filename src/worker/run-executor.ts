@@ -58,6 +58,7 @@ export async function executeRun(deps: ExecuteRunDeps): Promise<RunOutcome> {
     switch (halt.kind) {
       case "lease-lost":
         log.warn({ err: halt.error }, "run stopped on this worker: lease lost");
+        await recordLeaseLost(deps, halt.error.message);
         return { kind: "lease-lost" };
       case "handoff":
         return (await store.releaseRun(lease, "handoff")) ? { kind: "handed-off" } : { kind: "lease-lost" };
@@ -84,6 +85,16 @@ export async function executeRun(deps: ExecuteRunDeps): Promise<RunOutcome> {
     return finish(store.failRun(lease, JSON.stringify(serializeError(refused))), { kind: "failed", error: refused });
   }
   return finish(store.completeRun(lease, encoded), { kind: "completed" });
+}
+
+/** Leaves a trace on the run's timeline; best effort, since the store may be what failed. */
+async function recordLeaseLost(deps: ExecuteRunDeps, detail: string): Promise<void> {
+  const { runId, fence, workerId } = deps.active.lease;
+  try {
+    await deps.store.appendEvent({ runId, kind: "lease-lost", workerId, fence, detail });
+  } catch (error) {
+    deps.log.warn({ err: error, runId }, "could not record the lost lease");
+  }
 }
 
 async function finish(write: Promise<boolean>, outcome: RunOutcome): Promise<RunOutcome> {

@@ -110,13 +110,16 @@ export function httpServerCloseable(
  * `done` runs when the last connection has ended (or at once if not listening).
  */
 function closeListenerOnly(server: HttpServerLike, done: () => void): void {
-  const own = Object.prototype.hasOwnProperty.call(server, "closeIdleConnections");
-  const closeIdleConnections = server.closeIdleConnections;
-  server.closeIdleConnections = () => {};
+  const own = Object.getOwnPropertyDescriptor(server, "closeIdleConnections");
+  Object.defineProperty(server, "closeIdleConnections", {
+    value: () => {},
+    configurable: true,
+    writable: true,
+  });
   try {
     server.close(() => done());
   } finally {
-    if (own) server.closeIdleConnections = closeIdleConnections;
+    if (own) Object.defineProperty(server, "closeIdleConnections", own);
     else Reflect.deleteProperty(server, "closeIdleConnections");
   }
 }

@@ -43,6 +43,11 @@ export type SqliteStoreOptions = {
   wakeIntervalMs?: number;
   /** How long a statement waits for another process's write lock. (Default: 5000 ms) */
   busyTimeoutMs?: number;
+  /**
+   * Internal, for tests and the chaos harness only: `false` makes owner writes ignore the
+   * fence, to show what fencing prevents. (Default: true)
+   */
+  fencing?: boolean;
 };
 
 const TERMINAL_SQL = "('completed','failed','cancelled','compensated')";
@@ -70,7 +75,7 @@ export class SqliteStore implements Store {
     this.db.pragma(`synchronous = ${options.synchronous ?? "FULL"}`);
     this.db.pragma("foreign_keys = ON");
     applySqliteMigrations(this.db);
-    this.sql = prepareStatements(this.db);
+    this.sql = prepareStatements(this.db, options.fencing ?? true);
   }
 
   // runs
@@ -308,7 +313,9 @@ export class SqliteStore implements Store {
   }
 }
 
-function prepareStatements(db: Database.Database) {
+function prepareStatements(db: Database.Database, fencing: boolean) {
+  // Every owner write is conditional on the writer's fence.
+  const fenced = fencing ? "fence = @fence" : "1 = 1";
   const claimable = `
     workflow IN (SELECT value FROM json_each(@workflows))
     AND ((status IN ('queued','sleeping') AND available_at <= @now)
@@ -347,26 +354,26 @@ function prepareStatements(db: Database.Database) {
     finishRun: db.prepare(`
       UPDATE runs SET status = @status, output = @output, error = @error, lease_owner = NULL,
         lease_expires_at = NULL, completed_at = @now, updated_at = @now
-      WHERE id = @id AND fence = @fence AND status = 'running'`),
+      WHERE id = @id AND ${fenced} AND status = 'running'`),
     handoff: db.prepare(`
       UPDATE runs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, resumed = 1,
         interruptions = interruptions + 1, available_at = @availableAt, updated_at = @now
-      WHERE id = @id AND fence = @fence AND status = 'running'`),
+      WHERE id = @id AND ${fenced} AND status = 'running'`),
     sleep: db.prepare(`
       UPDATE runs SET status = 'sleeping', lease_owner = NULL, lease_expires_at = NULL,
         available_at = @availableAt, updated_at = @now
-      WHERE id = @id AND fence = @fence AND status = 'running'`),
+      WHERE id = @id AND ${fenced} AND status = 'running'`),
     requeue: db.prepare(`
       UPDATE runs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, resumed = 1,
         available_at = @availableAt, updated_at = @now
-      WHERE id = @id AND fence = @fence AND status = 'running'`),
+      WHERE id = @id AND ${fenced} AND status = 'running'`),
     loadJournal: db.prepare(`SELECT * FROM steps WHERE run_id = ? ORDER BY seq`),
     writeStep: db.prepare(`
       INSERT INTO steps (run_id, seq, name, kind, status, output, error, progress, attempts, fence,
         worker_id, started_at, updated_at)
       SELECT @runId, @seq, @name, @kind, @status, @output, @error, @progress, @attempts, @fence,
         @workerId, @startedAt, @now
-      FROM runs WHERE id = @runId AND fence = @fence AND status = 'running'
+      FROM runs WHERE id = @runId AND ${fenced} AND status = 'running'
       ON CONFLICT (run_id, seq) DO UPDATE SET
         status = excluded.status, output = excluded.output, error = excluded.error,
         progress = CASE WHEN excluded.status IN ('completed','failed') THEN NULL

@@ -1,0 +1,75 @@
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { Baton } from "../../src/index.js";
+import { slow } from "../fixtures/workflows.js";
+import { readExecLog } from "../support/exec-log.js";
+import { tempDir } from "../support/temp-dir.js";
+import { waitFor } from "../support/wait-for.js";
+import { workerProcesses } from "../support/worker-processes.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/**
+ * Worker A starts a 400 ms step and is SIGSTOPped inside it, past its 1.5 s lease.
+ * Worker B takes the run over (fence 2). A is SIGCONTed while B is inside the same step:
+ * A's step timer is due before A's next heartbeat, so A's first act is the write of its
+ * stale result. The fence must refuse it.
+ */
+async function splitBrain(options: { fencing: boolean }) {
+  const dir = tempDir();
+  const store = `sqlite:${join(dir.path, "baton.db")}`;
+  const baton = await Baton.open({ store, workflows: [slow] });
+  const workers = workerProcesses(store, dir.path);
+  cleanups.push(() => dir.remove(), () => baton.close(), () => workers.killAll());
+  const env = options.fencing ? {} : { BATON_UNSAFE_DISABLE_FENCING: "1" };
+
+  const a = await workers.start({ leaseMs: 1_500, env });
+  const run = await baton.start(slow, { slowMs: 400 }, { id: "split" });
+  await waitFor(() => readExecLog(workers.logPath).some((l) => l.step === "slow"));
+  a.child.kill("SIGSTOP");
+  const stoppedAt = Date.now();
+
+  const b = await workers.start({ leaseMs: 1_500, env });
+  await waitFor(async () => (await baton.get("split"))!.events.some((e) => e.kind === "takeover"));
+  a.child.kill("SIGCONT");
+  const continuedAt = Date.now();
+
+  const result = await run.result({ timeoutMs: 15_000 }).catch((error: unknown) => error);
+  await new Promise((r) => setTimeout(r, 300)); // let A act on anything left
+  return { a, b, baton, result, stoppedAt, continuedAt, log: readExecLog(workers.logPath), details: (await baton.get("split"))! };
+}
+
+describe("split brain: a worker stopped past its lease, then continued", () => {
+  it("has its stale write refused by the fence, aborts locally, starts no further step; the new owner finishes once", async () => {
+    const { a, b, result, continuedAt, log, details } = await splitBrain({ fencing: true });
+    expect(result).toBe("after done");
+    // Each step's result was recorded by the new owner, with the new fence.
+    expect(details.steps.map((s) => [s.name, s.workerId, s.fence])).toEqual([
+      ["slow", b.workerId, 2],
+      ["after", b.workerId, 2],
+    ]);
+    // A started nothing after it was continued; "after" ran once, on B.
+    expect(log.filter((l) => l.pid === a.pid && l.at >= continuedAt)).toEqual([]);
+    expect(log.filter((l) => l.step === "after").map((l) => l.pid)).toEqual([b.pid]);
+    expect(details.events.map((e) => [e.kind, e.workerId, e.fence])).toEqual([
+      ["created", null, 0],
+      ["claimed", a.workerId, 1],
+      ["takeover", b.workerId, 2],
+      ["lease-lost", a.workerId, 1],
+      ["completed", b.workerId, 2],
+    ]);
+    expect(details.events[3]!.detail).toMatch(/refused a write with fence 1/);
+    // A is still alive and well: it lost one run, not its mind.
+    expect(a.child.exitCode).toBeNull();
+  });
+
+  it("with fencing switched off, the stale owner's write is accepted over the new owner's (what the fence prevents)", async () => {
+    const { a, details } = await splitBrain({ fencing: false });
+    const slowStep = details.steps.find((s) => s.name === "slow")!;
+    expect(slowStep.workerId).toBe(a.workerId);
+    expect(slowStep.fence).toBe(1);
+  });
+});
