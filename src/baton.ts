@@ -36,8 +36,15 @@ export type StartOptions = {
 
 const optionsSchema = z
   .object({
-    store: z.union([z.string(), z.custom<Store>((v) => typeof v === "object" && v !== null && "claimRuns" in v)]).optional(),
-    workflows: z.array(z.custom<Workflow>(isWorkflow, "must be made by defineWorkflow")).default([]),
+    store: z
+      .union([
+        z.string(),
+        z.custom<Store>((v) => typeof v === "object" && v !== null && "claimRuns" in v),
+      ])
+      .optional(),
+    workflows: z
+      .array(z.custom<Workflow>(isWorkflow, "must be made by defineWorkflow"))
+      .default([]),
     maxPayloadBytes: z.number().int().min(1024).default(DEFAULT_MAX_PAYLOAD_BYTES),
     logger: z.custom<Logger>((v) => typeof v === "object" && v !== null).optional(),
   })
@@ -58,22 +65,26 @@ export class Baton {
   ) {}
 
   /** Opens (and migrates) the store and registers the workflows. */
-  static open(options: BatonOptions = {}): Promise<Baton> {
+  // eslint-disable-next-line @typescript-eslint/require-await -- async so that every error is a rejection
+  static async open(options: BatonOptions = {}): Promise<Baton> {
     const parsed = optionsSchema.safeParse(options);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new ConfigError(`Baton.open option ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
+      throw new ConfigError(
+        `Baton.open option ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`,
+      );
     }
     const { workflows, maxPayloadBytes } = parsed.data;
     const byName = new Map<string, Workflow>();
     for (const workflow of workflows) {
-      if (byName.has(workflow.name)) throw new ConfigError(`two workflows are named "${workflow.name}"; names must be unique`);
+      if (byName.has(workflow.name))
+        throw new ConfigError(`two workflows are named "${workflow.name}"; names must be unique`);
       byName.set(workflow.name, workflow);
     }
     const storeOption = parsed.data.store ?? process.env.BATON_STORE ?? DEFAULT_STORE_URL;
     const store = typeof storeOption === "string" ? openStore(storeOption) : storeOption;
     const log = parsed.data.logger ?? createLogger();
-    return Promise.resolve(new Baton(store, byName, maxPayloadBytes, log, typeof storeOption === "string"));
+    return new Baton(store, byName, maxPayloadBytes, log, typeof storeOption === "string");
   }
 
   /**
@@ -82,24 +93,46 @@ export class Baton {
    * Refuses, before storing anything, an unknown workflow (one neither passed to `open`
    * nor registered by a worker of this store) and input that is not JSON.
    */
-  async start<I, O>(workflow: Workflow<I, O> | string, input: I, options: StartOptions = {}): Promise<RunHandle<O>> {
+  async start<I, O>(
+    workflow: Workflow<I, O> | string,
+    input: I,
+    options: StartOptions = {},
+  ): Promise<RunHandle<O>> {
     const name = typeof workflow === "string" ? workflow : workflow.name;
-    const known = this.workflows.get(name) ?? (await this.store.listWorkflows()).find((w) => w.name === name);
+    const known =
+      this.workflows.get(name) ?? (await this.store.listWorkflows()).find((w) => w.name === name);
     if (!known) {
-      const names = [...new Set([...this.workflows.keys(), ...(await this.store.listWorkflows()).map((w) => w.name)])];
+      const names = [
+        ...new Set([
+          ...this.workflows.keys(),
+          ...(await this.store.listWorkflows()).map((w) => w.name),
+        ]),
+      ];
       throw new ValidationError(
         `unknown workflow "${name}"; known here or to this store's workers: ${names.join(", ") || "none"}. ` +
           `Pass it in Baton.open({ workflows }), or start a worker that runs it first`,
       );
     }
     const id = options.id ?? randomUUID();
-    if (!RUN_ID.test(id)) throw new ValidationError(`run id ${JSON.stringify(id)} must be 1-200 characters without spaces`);
+    if (!RUN_ID.test(id))
+      throw new ValidationError(
+        `run id ${JSON.stringify(id)} must be 1-200 characters without spaces`,
+      );
     const priority = options.priority ?? 0;
-    if (!Number.isInteger(priority)) throw new ValidationError(`priority ${priority} must be an integer`);
+    if (!Number.isInteger(priority))
+      throw new ValidationError(`priority ${priority} must be an integer`);
     const encoded = encodeJson(input, `input of run ${id}`, this.maxPayloadBytes);
-    const { run, created } = await this.store.createRun({ id, workflow: name, version: known.version, input: encoded, priority });
+    const { run, created } = await this.store.createRun({
+      id,
+      workflow: name,
+      version: known.version,
+      input: encoded,
+      priority,
+    });
     if (run.workflow !== name) {
-      throw new ValidationError(`run id "${id}" already belongs to a run of workflow "${run.workflow}", not "${name}"; choose another id`);
+      throw new ValidationError(
+        `run id "${id}" already belongs to a run of workflow "${run.workflow}", not "${name}"; choose another id`,
+      );
     }
     if (created) for (const worker of this.workers) worker.wake();
     return new RunHandle<O>(this.store, id, name, created);
@@ -109,7 +142,10 @@ export class Baton {
   async get(id: string): Promise<RunDetails | undefined> {
     const run = await this.store.getRun(id);
     if (!run) return undefined;
-    const [journal, events] = await Promise.all([this.store.loadJournal(id), this.store.listEvents(id)]);
+    const [journal, events] = await Promise.all([
+      this.store.loadJournal(id),
+      this.store.listEvents(id),
+    ]);
     return { ...toRunSummary(run), steps: journal.map(toStepView), events };
   }
 

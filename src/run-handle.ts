@@ -42,7 +42,9 @@ export class RunHandle<O = unknown> {
       }
       options.signal?.throwIfAborted();
       if (Date.now() >= giveUpAt) {
-        throw new Error(`run ${this.id} is still ${run.status} after ${options.timeoutMs} ms; it goes on`);
+        throw new Error(
+          `run ${this.id} is still ${run.status} after ${options.timeoutMs} ms; it goes on`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(delay, giveUpAt - Date.now())));
       delay = Math.min(delay * 2, 200);

@@ -77,5 +77,7 @@ export function toStepView(entry: JournalEntry): StepView {
 
 /** The error `run.result()` rejects with for a run that ended in `error`. */
 export function runError(summary: RunSummary): Error {
-  return deserializeError(summary.error ?? { name: "Error", message: `run ${summary.id} ended ${summary.status}` });
+  return deserializeError(
+    summary.error ?? { name: "Error", message: `run ${summary.id} ended ${summary.status}` },
+  );
 }

@@ -9,10 +9,24 @@ const short = (value: unknown, max = 60) => {
 /** One line per run, for `baton runs`. */
 export function formatRunTable(runs: readonly RunSummary[]): string {
   if (runs.length === 0) return "no runs";
-  const rows = runs.map((r) => [r.id, r.workflow, r.status, String(r.fence), String(r.interruptions), new Date(r.createdAt).toISOString()]);
+  const rows = runs.map((r) => [
+    r.id,
+    r.workflow,
+    r.status,
+    String(r.fence),
+    String(r.interruptions),
+    new Date(r.createdAt).toISOString(),
+  ]);
   const header = ["ID", "WORKFLOW", "STATUS", "FENCE", "HANDOFFS", "CREATED"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  return [header, ...rows]
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 /** A run's journal and events merged into one readable timeline, for `baton run <id>`. */

@@ -13,13 +13,18 @@ import type { Workflow } from "../workflow/types.js";
 export async function loadWorkflows(modulePath: string): Promise<Workflow[]> {
   const path = resolve(modulePath);
   if (!existsSync(path)) {
-    throw new ConfigError(`workflows module "${modulePath}" does not exist (looked at ${path}); pass the file that exports your workflows`);
+    throw new ConfigError(
+      `workflows module "${modulePath}" does not exist (looked at ${path}); pass the file that exports your workflows`,
+    );
   }
   let exports: Record<string, unknown>;
   try {
     exports = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
   } catch (error) {
-    throw new ConfigError(`workflows module "${modulePath}" failed to load: ${(error as Error).message}`, { cause: error });
+    throw new ConfigError(
+      `workflows module "${modulePath}" failed to load: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   const found = new Map<string, Workflow>();
   for (const value of Object.values(exports)) {
@@ -28,7 +33,9 @@ export async function loadWorkflows(modulePath: string): Promise<Workflow[]> {
     }
   }
   if (found.size === 0) {
-    throw new ConfigError(`workflows module "${modulePath}" exports no workflow; export the results of defineWorkflow(...)`);
+    throw new ConfigError(
+      `workflows module "${modulePath}" exports no workflow; export the results of defineWorkflow(...)`,
+    );
   }
   return [...found.values()];
 }

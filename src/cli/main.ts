@@ -6,6 +6,8 @@ buildProgram()
   .parseAsync(process.argv)
   .catch((error: unknown) => {
     const known = error instanceof BatonError;
-    console.error(`baton: ${known ? `${error.name}: ${error.message}` : String((error as Error)?.stack ?? error)}`);
+    console.error(
+      `baton: ${known ? `${error.name}: ${error.message}` : String((error as Error)?.stack ?? error)}`,
+    );
     process.exit(known ? 2 : 1);
   });

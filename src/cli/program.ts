@@ -9,7 +9,8 @@ import { runDemo } from "../demo/demo.js";
 
 const integer = (name: string) => (value: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number, not "${value}"`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError(`${name} must be a whole number, not "${value}"`);
   return n;
 };
 
@@ -19,9 +20,13 @@ type GlobalOptions = { store: string };
 export function buildProgram(): Command {
   const program = new Command("baton")
     .description("Durable, shutdown-safe workflows for long-running AI agents")
-    .option("--store <url>", "store URL (env BATON_STORE)", process.env.BATON_STORE ?? DEFAULT_STORE_URL)
+    .option(
+      "--store <url>",
+      "store URL (env BATON_STORE)",
+      process.env.BATON_STORE ?? DEFAULT_STORE_URL,
+    )
     .showHelpAfterError();
-  const storeOf = (command: Command) => (command.optsWithGlobals() as GlobalOptions).store;
+  const storeOf = (command: Command) => command.optsWithGlobals<GlobalOptions>().store;
 
   program
     .command("worker")
@@ -30,13 +35,30 @@ export function buildProgram(): Command {
     .option("--concurrency <n>", "runs executed at once", integer("--concurrency"), 10)
     .option("--lease-ms <ms>", "lease length", integer("--lease-ms"), 10_000)
     .option("--poll-ms <ms>", "longest wait between looks for work", integer("--poll-ms"), 1_000)
-    .action(async (modulePath: string, options: { concurrency: number; leaseMs: number; pollMs: number }, command: Command) => {
-      const workflows = await loadWorkflows(modulePath);
-      const baton = await Baton.open({ store: storeOf(command), workflows });
-      const worker = baton.worker({ concurrency: options.concurrency, leaseMs: options.leaseMs, pollMs: options.pollMs });
-      await worker.start();
-      console.log(JSON.stringify({ event: "worker-started", workerId: worker.id, pid: process.pid, workflows: workflows.map((w) => w.name) }));
-    });
+    .action(
+      async (
+        modulePath: string,
+        options: { concurrency: number; leaseMs: number; pollMs: number },
+        command: Command,
+      ) => {
+        const workflows = await loadWorkflows(modulePath);
+        const baton = await Baton.open({ store: storeOf(command), workflows });
+        const worker = baton.worker({
+          concurrency: options.concurrency,
+          leaseMs: options.leaseMs,
+          pollMs: options.pollMs,
+        });
+        await worker.start();
+        console.log(
+          JSON.stringify({
+            event: "worker-started",
+            workerId: worker.id,
+            pid: process.pid,
+            workflows: workflows.map((w) => w.name),
+          }),
+        );
+      },
+    );
 
   program
     .command("start")
@@ -46,22 +68,33 @@ export function buildProgram(): Command {
     .option("--id <id>", "run id; starting again with the same id returns the same run")
     .option("--priority <n>", "higher runs are claimed first", integer("--priority"), 0)
     .option("--module <file>", "workflows module, for a workflow no worker has registered yet")
-    .action(async (name: string, options: { input: string; id?: string; priority: number; module?: string }, command: Command) => {
-      let input: unknown;
-      try {
-        input = JSON.parse(options.input);
-      } catch (error) {
-        throw new ValidationError(`--input is not valid JSON (${(error as Error).message}): ${options.input}`);
-      }
-      const workflows = options.module ? await loadWorkflows(options.module) : [];
-      const baton = await Baton.open({ store: storeOf(command), workflows });
-      try {
-        const run = await baton.start(name, input, { ...(options.id ? { id: options.id } : {}), priority: options.priority });
-        console.log(JSON.stringify({ id: run.id, workflow: run.workflow, created: run.created }));
-      } finally {
-        await baton.close();
-      }
-    });
+    .action(
+      async (
+        name: string,
+        options: { input: string; id?: string; priority: number; module?: string },
+        command: Command,
+      ) => {
+        let input: unknown;
+        try {
+          input = JSON.parse(options.input);
+        } catch (error) {
+          throw new ValidationError(
+            `--input is not valid JSON (${(error as Error).message}): ${options.input}`,
+          );
+        }
+        const workflows = options.module ? await loadWorkflows(options.module) : [];
+        const baton = await Baton.open({ store: storeOf(command), workflows });
+        try {
+          const run = await baton.start(name, input, {
+            ...(options.id ? { id: options.id } : {}),
+            priority: options.priority,
+          });
+          console.log(JSON.stringify({ id: run.id, workflow: run.workflow, created: run.created }));
+        } finally {
+          await baton.close();
+        }
+      },
+    );
 
   program
     .command("runs")
@@ -70,22 +103,29 @@ export function buildProgram(): Command {
     .option("--workflow <name>", "only runs of this workflow")
     .option("--limit <n>", "at most this many", integer("--limit"), 50)
     .option("--json", "print JSON")
-    .action(async (options: { status?: string; workflow?: string; limit: number; json?: boolean }, command: Command) => {
-      if (options.status && !RUN_STATUSES.includes(options.status as RunStatus)) {
-        throw new ValidationError(`--status "${options.status}" is not a run status; use one of ${RUN_STATUSES.join(", ")}`);
-      }
-      const baton = await Baton.open({ store: storeOf(command) });
-      try {
-        const runs = await baton.list({
-          ...(options.status ? { status: options.status as RunStatus } : {}),
-          ...(options.workflow ? { workflow: options.workflow } : {}),
-          limit: options.limit,
-        });
-        console.log(options.json ? JSON.stringify(runs, null, 2) : formatRunTable(runs));
-      } finally {
-        await baton.close();
-      }
-    });
+    .action(
+      async (
+        options: { status?: string; workflow?: string; limit: number; json?: boolean },
+        command: Command,
+      ) => {
+        if (options.status && !RUN_STATUSES.includes(options.status as RunStatus)) {
+          throw new ValidationError(
+            `--status "${options.status}" is not a run status; use one of ${RUN_STATUSES.join(", ")}`,
+          );
+        }
+        const baton = await Baton.open({ store: storeOf(command) });
+        try {
+          const runs = await baton.list({
+            ...(options.status ? { status: options.status as RunStatus } : {}),
+            ...(options.workflow ? { workflow: options.workflow } : {}),
+            limit: options.limit,
+          });
+          console.log(options.json ? JSON.stringify(runs, null, 2) : formatRunTable(runs));
+        } finally {
+          await baton.close();
+        }
+      },
+    );
 
   program
     .command("run")

@@ -9,14 +9,26 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { defineWorkflow } from "../workflow/define-workflow.js";
 import type { StepContext } from "../workflow/types.js";
 
-export type ExecutionLogLine = { run: string; step: string; pid: number; at: number; chunk?: number };
+export type ExecutionLogLine = {
+  run: string;
+  step: string;
+  pid: number;
+  at: number;
+  chunk?: number;
+};
 
 const LOG = process.env.BATON_DEMO_LOG;
 const SOURCES = 8;
 
 function logExecution(s: StepContext, chunk?: number): void {
   if (!LOG) return;
-  const line: ExecutionLogLine = { run: s.runId, step: s.name, pid: process.pid, at: Date.now(), ...(chunk === undefined ? {} : { chunk }) };
+  const line: ExecutionLogLine = {
+    run: s.runId,
+    step: s.name,
+    pid: process.pid,
+    at: Date.now(),
+    ...(chunk === undefined ? {} : { chunk }),
+  };
   appendFileSync(LOG, `${JSON.stringify(line)}\n`);
 }
 
@@ -37,7 +49,9 @@ export const researchAgent = defineWorkflow(
   async (ctx, input: { topic: string }) => {
     const plan = await ctx.step("plan", async (s) => {
       await model(s, 150, 400);
-      return { queries: [`${input.topic} basics`, `${input.topic} history`, `${input.topic} today`] };
+      return {
+        queries: [`${input.topic} basics`, `${input.topic} history`, `${input.topic} today`],
+      };
     });
     const found: string[] = [];
     for (const [i, query] of plan.queries.entries()) {

@@ -28,7 +28,8 @@ export function analyseDemo(
 ): DemoReport {
   const committedAt = new Map<string, number>();
   for (const run of runs) {
-    for (const step of run.steps) if (step.status === "completed") committedAt.set(`${run.id}/${step.name}`, step.updatedAt);
+    for (const step of run.steps)
+      if (step.status === "completed") committedAt.set(`${run.id}/${step.name}`, step.updatedAt);
   }
   const starts = log.filter((line) => line.chunk === undefined);
   const reexecutedAfterCompletion = starts
@@ -41,7 +42,9 @@ export function analyseDemo(
   const resumeMs: number[] = [];
   for (const run of runs) {
     if (!run.events.some((e) => e.kind === "takeover" && e.at >= killed.at)) continue;
-    const next = starts.find((line) => line.run === run.id && line.pid !== killed.pid && line.at >= killed.at);
+    const next = starts.find(
+      (line) => line.run === run.id && line.pid !== killed.pid && line.at >= killed.at,
+    );
     if (next) resumeMs.push(next.at - killed.at);
   }
 
@@ -60,7 +63,9 @@ export function analyseDemo(
     chunksKept += [...killedChunks].filter((c) => !later.some((l) => l.chunk === c)).length;
   }
 
-  const notCompleted = runs.filter((r) => r.status !== "completed").map((r) => `${r.id} (${r.status})`);
+  const notCompleted = runs
+    .filter((r) => r.status !== "completed")
+    .map((r) => `${r.id} (${r.status})`);
   return {
     runs: runs.length,
     completed: runs.length - notCompleted.length,
@@ -74,7 +79,9 @@ export function analyseDemo(
 }
 
 export function formatDemoReport(report: DemoReport, leaseMs: number): string {
-  const pct = (q: number) => report.resumeMs[Math.min(report.resumeMs.length - 1, Math.floor(q * report.resumeMs.length))] ?? 0;
+  const pct = (q: number) =>
+    report.resumeMs[Math.min(report.resumeMs.length - 1, Math.floor(q * report.resumeMs.length))] ??
+    0;
   const ok = (good: boolean) => (good ? "ok " : "FAIL");
   return [
     "",

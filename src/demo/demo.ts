@@ -32,40 +32,55 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
   const workers: WorkerProcess[] = [];
   try {
     say(`starting ${options.workers} worker processes on ${store}`);
-    const spawn = () => spawnWorker({ store, module, env, concurrency: 8, leaseMs: LEASE_MS, stderr: "inherit" });
+    const spawn = () =>
+      spawnWorker({ store, module, env, concurrency: 8, leaseMs: LEASE_MS, stderr: "inherit" });
     workers.push(...(await Promise.all(Array.from({ length: options.workers }, spawn))));
 
     say(`submitting ${options.runs} agent runs`);
     for (let i = 0; i < options.runs; i++) {
-      await baton.start(researchAgent, { topic: TOPICS[i % TOPICS.length]! }, { id: `agent-${String(i).padStart(3, "0")}` });
+      await baton.start(
+        researchAgent,
+        { topic: TOPICS[i % TOPICS.length]! },
+        { id: `agent-${String(i).padStart(3, "0")}` },
+      );
     }
 
     const victim = workers[0]!;
     await waitForLongStep(logPath, victim.pid);
     victim.child.kill("SIGKILL");
     const killed = { pid: victim.pid, at: Date.now() };
-    say(`SIGKILLed worker ${victim.workerId} (pid ${victim.pid}) with runs in flight; starting a replacement`);
+    say(
+      `SIGKILLed worker ${victim.workerId} (pid ${victim.pid}) with runs in flight; starting a replacement`,
+    );
     workers.push(await spawn());
 
     const deadline = Date.now() + 120_000;
     while (Date.now() < deadline) {
       const counts = await baton.store.countRuns();
-      const open = Object.entries(counts).filter(([s]) => !TERMINAL_STATUSES.includes(s as never)).reduce((n, [, c]) => n + c, 0);
+      const open = Object.entries(counts)
+        .filter(([s]) => !TERMINAL_STATUSES.includes(s as never))
+        .reduce((n, [, c]) => n + c, 0);
       if (open === 0) break;
       await sleep(200);
     }
 
-    const runs = await Promise.all((await baton.list({ limit: options.runs + 10 })).map(async (r) => (await baton.get(r.id))!));
+    const runs = await Promise.all(
+      (await baton.list({ limit: options.runs + 10 })).map(async (r) => (await baton.get(r.id))!),
+    );
     const log = readFileSync(logPath, "utf8")
       .split("\n")
       .filter(Boolean)
       .map((line) => JSON.parse(line) as ExecutionLogLine);
     const report = analyseDemo(runs, log, killed);
     console.log(formatDemoReport(report, LEASE_MS));
-    say(`inspect a run with: npx tsx src/cli/main.ts --store ${store} run ${runs[0]?.id ?? "<id>"}`);
+    say(
+      `inspect a run with: npx tsx src/cli/main.ts --store ${store} run ${runs[0]?.id ?? "<id>"}`,
+    );
     return report.completed === report.runs && report.reexecutedAfterCompletion.length === 0;
   } finally {
-    for (const worker of workers) if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill("SIGTERM");
+    for (const worker of workers)
+      if (worker.child.exitCode === null && worker.child.signalCode === null)
+        worker.child.kill("SIGTERM");
     await Promise.all(workers.map((w) => w.exited));
     await baton.close();
   }
@@ -76,7 +91,9 @@ async function waitForLongStep(logPath: string, pid: number): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     const text = existsSync(logPath) ? readFileSync(logPath, "utf8") : "";
-    const chunks = text.split("\n").filter((line) => line.includes(`"pid":${pid},`) && line.includes('"chunk":'));
+    const chunks = text
+      .split("\n")
+      .filter((line) => line.includes(`"pid":${pid},`) && line.includes('"chunk":'));
     if (chunks.length >= 6) return;
     await sleep(20);
   }

@@ -29,7 +29,14 @@ export type SpawnWorkerOptions = {
  */
 export function spawnWorker(options: SpawnWorkerOptions): Promise<WorkerProcess> {
   const cli = siblingModule(import.meta.url, "../cli/main");
-  const args = [...(options.nodeArgs ?? process.execArgv), cli, "--store", options.store, "worker", options.module];
+  const args = [
+    ...(options.nodeArgs ?? process.execArgv),
+    cli,
+    "--store",
+    options.store,
+    "worker",
+    options.module,
+  ];
   if (options.concurrency !== undefined) args.push("--concurrency", String(options.concurrency));
   if (options.leaseMs !== undefined) args.push("--lease-ms", String(options.leaseMs));
   if (options.pollMs !== undefined) args.push("--poll-ms", String(options.pollMs));
@@ -42,7 +49,8 @@ export function spawnWorker(options: SpawnWorkerOptions): Promise<WorkerProcess>
   );
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
-    const onExit = (code: number | string) => reject(new Error(`worker exited (${code}) before it started`));
+    const onExit = (code: number | string) =>
+      reject(new Error(`worker exited (${code}) before it started`));
     void exited.then(onExit);
     lines.on("line", (line) => {
       try {

@@ -5,5 +5,8 @@ import { pino, type Logger } from "pino";
  * `BATON_LOG_LEVEL` (trace, debug, info, warn, error, silent) changes it.
  */
 export function createLogger(bindings: Record<string, unknown> = {}): Logger {
-  return pino({ name: "baton", level: process.env.BATON_LOG_LEVEL ?? "warn" }, pino.destination(2)).child(bindings);
+  return pino(
+    { name: "baton", level: process.env.BATON_LOG_LEVEL ?? "warn" },
+    pino.destination(2),
+  ).child(bindings);
 }

@@ -13,7 +13,9 @@ const SQLITE_OPTIONS = new Set(["synchronous"]);
  */
 export function openStore(url: string): Store {
   if (typeof url !== "string" || url.trim() === "") {
-    throw new ConfigError(`store URL ${JSON.stringify(url)} is empty; use e.g. "${DEFAULT_STORE_URL}"`);
+    throw new ConfigError(
+      `store URL ${JSON.stringify(url)} is empty; use e.g. "${DEFAULT_STORE_URL}"`,
+    );
   }
   if (url.startsWith("sqlite:")) return openSqlite(url);
   if (/^postgres(ql)?:\/\//.test(url)) {
@@ -30,23 +32,35 @@ function openSqlite(url: string): SqliteStore {
   const [pathPart = "", query = ""] = url.slice("sqlite:".length).split("?", 2);
   const path = pathPart.startsWith("//") ? pathPart.slice(2) : pathPart;
   if (path === "") {
-    throw new ConfigError(`store URL "${url}" names no file; use "sqlite:PATH", e.g. "${DEFAULT_STORE_URL}"`);
+    throw new ConfigError(
+      `store URL "${url}" names no file; use "sqlite:PATH", e.g. "${DEFAULT_STORE_URL}"`,
+    );
   }
   const params = new URLSearchParams(query);
   for (const key of params.keys()) {
     if (!SQLITE_OPTIONS.has(key)) {
-      throw new ConfigError(`store URL "${url}": unknown option "${key}"; SQLite accepts only "synchronous"`);
+      throw new ConfigError(
+        `store URL "${url}": unknown option "${key}"; SQLite accepts only "synchronous"`,
+      );
     }
   }
-  const synchronous = (params.get("synchronous") ?? "full").toUpperCase();
+  const synchronous = (params.get("synchronous") ?? "full").toUpperCase() as SqliteSynchronous;
   if (synchronous !== "FULL" && synchronous !== "NORMAL") {
-    throw new ConfigError(`store URL "${url}": synchronous must be "full" or "normal", not "${params.get("synchronous")}"`);
+    throw new ConfigError(
+      `store URL "${url}": synchronous must be "full" or "normal", not "${params.get("synchronous")}"`,
+    );
   }
   try {
-    return new SqliteStore({ path, synchronous: synchronous as SqliteSynchronous, fencing: !unsafeFencingDisabled() });
+    return new SqliteStore({
+      path,
+      synchronous,
+      fencing: !unsafeFencingDisabled(),
+    });
   } catch (error) {
     if (error instanceof ConfigError) throw error;
-    throw new ConfigError(`cannot open SQLite store "${path}": ${(error as Error).message}`, { cause: error });
+    throw new ConfigError(`cannot open SQLite store "${path}": ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 

@@ -22,7 +22,12 @@ export const RUN_STATUSES = [
   "compensated",
 ] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
-export const TERMINAL_STATUSES: readonly RunStatus[] = ["completed", "failed", "cancelled", "compensated"];
+export const TERMINAL_STATUSES: readonly RunStatus[] = [
+  "completed",
+  "failed",
+  "cancelled",
+  "compensated",
+];
 
 export type RunRecord = {
   id: string;
@@ -178,7 +183,12 @@ export interface Store {
    * come, and running runs whose lease expired. Order: priority, then resumed runs, then
    * age. Bumps each run's fence and sets the lease to `leaseMs` from now.
    */
-  claimRuns(workerId: string, workflows: readonly string[], limit: number, leaseMs: number): Promise<ClaimedRun[]>;
+  claimRuns(
+    workerId: string,
+    workflows: readonly string[],
+    limit: number,
+    leaseMs: number,
+  ): Promise<ClaimedRun[]>;
   /**
    * Extends, in one statement, the leases the worker is still executing (a run it gave up
    * locally is left to expire); returns those it still holds. A lease missing from the
@@ -205,7 +215,9 @@ export interface Store {
   writeStep(lease: Lease, write: StepWrite): Promise<boolean>;
 
   // workers
-  registerWorker(worker: Omit<WorkerRecord, "startedAt" | "heartbeatAt" | "stoppedAt">): Promise<void>;
+  registerWorker(
+    worker: Omit<WorkerRecord, "startedAt" | "heartbeatAt" | "stoppedAt">,
+  ): Promise<void>;
   setWorkerState(workerId: string, state: WorkerState): Promise<void>;
   listWorkers(): Promise<WorkerRecord[]>;
   /** Records the workflows a worker can run (the newest version wins). */

@@ -46,7 +46,10 @@ export class LeaseKeeper {
         this.leaseMs,
       );
     } catch (error) {
-      this.log.warn({ err: error }, "lease renewal failed; runs stop themselves when their leases expire");
+      this.log.warn(
+        { err: error },
+        "lease renewal failed; runs stop themselves when their leases expire",
+      );
       for (const run of runs) {
         try {
           run.assertLeaseValid();

@@ -61,28 +61,42 @@ export async function executeRun(deps: ExecuteRunDeps): Promise<RunOutcome> {
         await recordLeaseLost(deps, halt.error.message);
         return { kind: "lease-lost" };
       case "handoff":
-        return (await store.releaseRun(lease, "handoff")) ? { kind: "handed-off" } : { kind: "lease-lost" };
+        return (await store.releaseRun(lease, "handoff"))
+          ? { kind: "handed-off" }
+          : { kind: "lease-lost" };
       case "sleep":
         return (await store.releaseRun(lease, "sleep", halt.delayMs))
           ? { kind: "sleeping", delayMs: halt.delayMs }
           : { kind: "lease-lost" };
       case "park":
         log.error({ err: halt.error }, "run parked: non-determinism");
-        return finish(store.failRun(lease, JSON.stringify(serializeError(halt.error))), { kind: "failed", error: halt.error });
+        return finish(store.failRun(lease, JSON.stringify(serializeError(halt.error))), {
+          kind: "failed",
+          error: halt.error,
+        });
     }
   }
 
   if (thrown) {
     log.info({ err: thrown.error }, "run failed");
-    return finish(store.failRun(lease, JSON.stringify(serializeError(thrown.error))), { kind: "failed", error: thrown.error });
+    return finish(store.failRun(lease, JSON.stringify(serializeError(thrown.error))), {
+      kind: "failed",
+      error: thrown.error,
+    });
   }
 
   let encoded: string | null;
   try {
     encoded = encodeJson(output, `output of run ${run.id}`, deps.maxPayloadBytes);
   } catch (error) {
-    const refused = error instanceof ValidationError ? error : new ValidationError(String(error), { cause: error });
-    return finish(store.failRun(lease, JSON.stringify(serializeError(refused))), { kind: "failed", error: refused });
+    const refused =
+      error instanceof ValidationError
+        ? error
+        : new ValidationError(String(error), { cause: error });
+    return finish(store.failRun(lease, JSON.stringify(serializeError(refused))), {
+      kind: "failed",
+      error: refused,
+    });
   }
   return finish(store.completeRun(lease, encoded), { kind: "completed" });
 }

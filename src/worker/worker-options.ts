@@ -22,7 +22,9 @@ export type WorkerOptions = {
   id?: string;
 };
 
-export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, "id">> & { id: string | undefined };
+export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, "id">> & {
+  id: string | undefined;
+};
 
 const schema = z
   .object({
@@ -41,7 +43,9 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const key = issue?.path.join(".") || "options";
-    throw new ConfigError(`worker option ${key}: ${issue?.message ?? "invalid"} (got ${JSON.stringify((options as Record<string, unknown>)[key])})`);
+    throw new ConfigError(
+      `worker option ${key}: ${issue?.message ?? "invalid"} (got ${JSON.stringify((options as Record<string, unknown>)[key])})`,
+    );
   }
   const { heartbeatMs, ...rest } = parsed.data;
   const beat = heartbeatMs ?? Math.floor(rest.leaseMs / 3);

@@ -8,7 +8,11 @@ import { ActiveRun } from "./active-run.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { executeRun, type RunOutcome } from "./run-executor.js";
 import { Wakeup } from "./wakeup.js";
-import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from "./worker-options.js";
+import {
+  resolveWorkerOptions,
+  type ResolvedWorkerOptions,
+  type WorkerOptions,
+} from "./worker-options.js";
 import { installStopSignals } from "./stop-signals.js";
 
 /**
@@ -61,7 +65,9 @@ export class Worker {
   private stopping: Promise<ShutdownReport> | undefined;
   private unsubscribeWake: (() => void) | undefined;
   private removeSignals: (() => void) | undefined;
-  private drainTally: Omit<ShutdownReport, "workerId" | "reason" | "startedAt" | "durationMs" | "inFlight"> | undefined;
+  private drainTally:
+    | Omit<ShutdownReport, "workerId" | "reason" | "startedAt" | "durationMs" | "inFlight">
+    | undefined;
 
   constructor(
     private readonly deps: WorkerDeps,
@@ -70,7 +76,14 @@ export class Worker {
     this.options = resolveWorkerOptions(options);
     this.id = this.options.id ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.log = deps.log.child({ workerId: this.id });
-    this.leases = new LeaseKeeper(deps.store, this.id, this.options.leaseMs, this.options.heartbeatMs, this.runs, this.log);
+    this.leases = new LeaseKeeper(
+      deps.store,
+      this.id,
+      this.options.leaseMs,
+      this.options.heartbeatMs,
+      this.runs,
+      this.log,
+    );
   }
 
   get state(): WorkerLifecycleState {
@@ -87,14 +100,25 @@ export class Worker {
     if (this.lifecycle !== "idle") throw new Error(`worker ${this.id} was already started`);
     this.lifecycle = "running";
     const { store } = this.deps;
-    await store.registerWorker({ id: this.id, state: "running", host: hostname(), pid: process.pid, concurrency: this.options.concurrency });
-    await store.registerWorkflows([...this.deps.workflows.values()].map(({ name, version }) => ({ name, version })));
+    await store.registerWorker({
+      id: this.id,
+      state: "running",
+      host: hostname(),
+      pid: process.pid,
+      concurrency: this.options.concurrency,
+    });
+    await store.registerWorkflows(
+      [...this.deps.workflows.values()].map(({ name, version }) => ({ name, version })),
+    );
     this.leases.start();
     this.unsubscribeWake = store.onWake(() => this.wakeup.notify());
     if (this.options.handleSignals) this.removeSignals = installStopSignals(this, this.log);
     this.deps.onState?.(this, "running");
     this.loop = this.claimLoop();
-    this.log.info({ concurrency: this.options.concurrency, workflows: [...this.deps.workflows.keys()] }, "worker started");
+    this.log.info(
+      { concurrency: this.options.concurrency, workflows: [...this.deps.workflows.keys()] },
+      "worker started",
+    );
   }
 
   /** Asks the claim loop to look for work now (a run was started in this process). */
@@ -152,7 +176,10 @@ export class Worker {
         });
       } catch (error) {
         // The store failed under us; the lease will expire and another worker resumes the run.
-        this.log.error({ err: error, runId: run.id }, "run execution failed in the runtime; leaving it to lease expiry");
+        this.log.error(
+          { err: error, runId: run.id },
+          "run execution failed in the runtime; leaving it to lease expiry",
+        );
         active.loseLease(new LeaseLostError(`run ${run.id}: ${String(error)}`, { cause: error }));
         outcome = { kind: "lease-lost" };
       }
@@ -165,10 +192,19 @@ export class Worker {
   private settle(runId: string, outcome: RunOutcome): void {
     this.runs.delete(runId);
     if (this.drainTally) {
-      const key = ({ completed: "completed", failed: "failed", "handed-off": "handedOff", sleeping: "sleeping", "lease-lost": "leaseLost" } as const)[outcome.kind];
+      const key = (
+        {
+          completed: "completed",
+          failed: "failed",
+          "handed-off": "handedOff",
+          sleeping: "sleeping",
+          "lease-lost": "leaseLost",
+        } as const
+      )[outcome.kind];
       this.drainTally[key] += 1;
     }
-    if (outcome.kind === "sleeping") setTimeout(() => this.wakeup.notify(), outcome.delayMs).unref();
+    if (outcome.kind === "sleeping")
+      setTimeout(() => this.wakeup.notify(), outcome.delayMs).unref();
     this.wakeup.notify();
   }
 
@@ -187,7 +223,14 @@ export class Worker {
     this.unsubscribeWake?.();
     this.removeSignals?.();
     this.lifecycle = "stopped";
-    const report: ShutdownReport = { workerId: this.id, reason, startedAt, durationMs: Date.now() - startedAt, inFlight, ...this.drainTally };
+    const report: ShutdownReport = {
+      workerId: this.id,
+      reason,
+      startedAt,
+      durationMs: Date.now() - startedAt,
+      inFlight,
+      ...this.drainTally,
+    };
     if (wasRunning) {
       await this.deps.store.setWorkerState(this.id, "stopped");
       await this.deps.store.saveShutdownReport(this.id, JSON.stringify(report));

@@ -67,7 +67,11 @@ const knownErrors: Record<string, new (message: string) => Error> = {
 
 export function serializeError(error: unknown): SerializedError {
   if (error instanceof Error) {
-    return { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) };
+    return {
+      name: error.name,
+      message: error.message,
+      ...(error.stack ? { stack: error.stack } : {}),
+    };
   }
   return { name: "Error", message: String(error) };
 }
@@ -83,5 +87,9 @@ export function deserializeError(stored: SerializedError): Error {
 
 /** True for errors that a retry policy must not retry. */
 export function isTerminal(error: unknown): boolean {
-  return error instanceof TerminalError || error instanceof ValidationError || error instanceof NonDeterminismError;
+  return (
+    error instanceof TerminalError ||
+    error instanceof ValidationError ||
+    error instanceof NonDeterminismError
+  );
 }

@@ -24,17 +24,26 @@ const retrySchema = z
   })
   .strict();
 
-export function resolveRetryPolicy(policy: RetryPolicy | undefined, where: string): ResolvedRetryPolicy {
+export function resolveRetryPolicy(
+  policy: RetryPolicy | undefined,
+  where: string,
+): ResolvedRetryPolicy {
   const parsed = retrySchema.safeParse(policy ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ConfigError(`retry policy of ${where}: ${issue?.path.join(".") ?? ""} ${issue?.message ?? "is invalid"}`);
+    throw new ConfigError(
+      `retry policy of ${where}: ${issue?.path.join(".") ?? ""} ${issue?.message ?? "is invalid"}`,
+    );
   }
   return parsed.data;
 }
 
 /** The wait after `attempt` failed attempts (1-based), with ±20% jitter so retries spread out. */
-export function backoffDelay(policy: ResolvedRetryPolicy, failedAttempts: number, random = Math.random): number {
+export function backoffDelay(
+  policy: ResolvedRetryPolicy,
+  failedAttempts: number,
+  random = Math.random,
+): number {
   const base = policy.initialDelayMs * policy.backoffFactor ** (failedAttempts - 1);
   const capped = Math.min(base, policy.maxDelayMs);
   return Math.round(capped * (0.8 + 0.4 * random()));

@@ -1,6 +1,14 @@
 import type { Logger } from "pino";
 import type { JournalEntry, Lease, Store, StepWrite } from "../store/store.js";
-import { LeaseLostError, NonDeterminismError, RetryableError, deserializeError, isTerminal, serializeError } from "./errors.js";
+import {
+  LeaseLostError,
+  NonDeterminismError,
+  RetryableError,
+  deserializeError,
+  isTerminal,
+  serializeError,
+  type SerializedError,
+} from "./errors.js";
 import { RunHalted, type Halt } from "./halt.js";
 import { backoffDelay, resolveRetryPolicy, type ResolvedRetryPolicy } from "./retry.js";
 import { decodeJson, encodeJson } from "./serialize.js";
@@ -57,12 +65,17 @@ export class RunContext implements WorkflowContext {
     return this.haltedBy;
   }
 
-  async step<T, Progress = unknown>(name: string, fn: StepFunction<T, Progress>, options: StepOptions = {}): Promise<T> {
+  async step<T, Progress = unknown>(
+    name: string,
+    fn: StepFunction<T, Progress>,
+    options: StepOptions = {},
+  ): Promise<T> {
     this.throwIfHalted();
     const seq = this.nextSeq++;
     const recorded = this.replayed(seq, name, "step");
     if (recorded?.status === "completed") return decodeJson<T>(recorded.output);
-    if (recorded?.status === "failed") throw deserializeError(JSON.parse(recorded.error ?? "{}"));
+    if (recorded?.status === "failed")
+      throw deserializeError(JSON.parse(recorded.error ?? "{}") as SerializedError);
     this.beforeNewWork();
     const policy = options.retry
       ? resolveRetryPolicy(options.retry, `step "${name}" of run ${this.runId}`)
@@ -83,7 +96,14 @@ export class RunContext implements WorkflowContext {
     } else {
       this.beforeNewWork();
       wakeAt = Date.now() + ms;
-      await this.write({ seq, name, kind: "sleep", status: "completed", output: JSON.stringify(wakeAt), attempts: 1 });
+      await this.write({
+        seq,
+        name,
+        kind: "sleep",
+        status: "completed",
+        output: JSON.stringify(wakeAt),
+        attempts: 1,
+      });
     }
     const remaining = wakeAt - Date.now();
     if (remaining > 0) this.halt({ kind: "sleep", delayMs: remaining });
@@ -116,7 +136,15 @@ export class RunContext implements WorkflowContext {
         },
         saveProgress: async (state: Progress) => {
           const encoded = encodeJson(state, `progress of ${what}`, this.deps.maxPayloadBytes);
-          await this.write({ seq, name, kind: "step", status: "running", progress: encoded, attempts: failedAttempts, startedAt });
+          await this.write({
+            seq,
+            name,
+            kind: "step",
+            status: "running",
+            progress: encoded,
+            attempts: failedAttempts,
+            startedAt,
+          });
           progress = decodeJson<Progress>(encoded);
         },
       };
@@ -129,7 +157,15 @@ export class RunContext implements WorkflowContext {
         failedAttempts = attempt;
         const final = isTerminal(error) || failedAttempts >= policy.maxAttempts;
         const stored = JSON.stringify(serializeError(error));
-        await this.write({ seq, name, kind: "step", status: final ? "failed" : "retrying", error: stored, attempts: failedAttempts, startedAt });
+        await this.write({
+          seq,
+          name,
+          kind: "step",
+          status: final ? "failed" : "retrying",
+          error: stored,
+          attempts: failedAttempts,
+          startedAt,
+        });
         if (final) throw error;
         const delay =
           error instanceof RetryableError && error.retryAfterMs !== undefined
@@ -147,10 +183,26 @@ export class RunContext implements WorkflowContext {
       try {
         output = encodeJson(value, `output of ${what}`, this.deps.maxPayloadBytes);
       } catch (error) {
-        await this.write({ seq, name, kind: "step", status: "failed", error: JSON.stringify(serializeError(error)), attempts: attempt, startedAt });
+        await this.write({
+          seq,
+          name,
+          kind: "step",
+          status: "failed",
+          error: JSON.stringify(serializeError(error)),
+          attempts: attempt,
+          startedAt,
+        });
         throw error;
       }
-      await this.write({ seq, name, kind: "step", status: "completed", output, attempts: attempt, startedAt });
+      await this.write({
+        seq,
+        name,
+        kind: "step",
+        status: "completed",
+        output,
+        attempts: attempt,
+        startedAt,
+      });
       return decodeJson<T>(output);
     }
   }
@@ -216,7 +268,9 @@ export class RunContext implements WorkflowContext {
 
   private leaseLost(): LeaseLostError {
     const reason: unknown = this.signal.reason;
-    return reason instanceof LeaseLostError ? reason : new LeaseLostError(`run ${this.runId} was stopped on this worker`, { cause: reason });
+    return reason instanceof LeaseLostError
+      ? reason
+      : new LeaseLostError(`run ${this.runId} was stopped on this worker`, { cause: reason });
   }
 
   private throwIfHalted(): void {

@@ -36,25 +36,34 @@ function assertJsonSafe(value: unknown, path: string, seen: Set<object>): void {
       return;
     case "number":
       if (!Number.isFinite(value)) {
-        throw new ValidationError(`${path} is ${value}, which JSON cannot represent; use null or a string`);
+        throw new ValidationError(
+          `${path} is ${value}, which JSON cannot represent; use null or a string`,
+        );
       }
       return;
     case "bigint":
-      throw new ValidationError(`${path} is a bigint, which JSON cannot represent; convert it to a string`);
+      throw new ValidationError(
+        `${path} is a bigint, which JSON cannot represent; convert it to a string`,
+      );
     case "function":
     case "symbol":
-      throw new ValidationError(`${path} is a ${typeof value}, which is not JSON-serialisable; pass data only`);
+      throw new ValidationError(
+        `${path} is a ${typeof value}, which is not JSON-serialisable; pass data only`,
+      );
     case "object": {
       if (value === null) return;
       if (seen.has(value)) {
-        throw new ValidationError(`${path} refers back to itself (a cycle), which is not JSON-serialisable`);
+        throw new ValidationError(
+          `${path} refers back to itself (a cycle), which is not JSON-serialisable`,
+        );
       }
       if (typeof (value as { toJSON?: unknown }).toJSON === "function") return;
       seen.add(value);
       if (Array.isArray(value)) {
         value.forEach((item, i) => assertJsonSafe(item, `${path}[${i}]`, seen));
       } else {
-        for (const [key, item] of Object.entries(value)) assertJsonSafe(item, `${path}.${key}`, seen);
+        for (const [key, item] of Object.entries(value))
+          assertJsonSafe(item, `${path}.${key}`, seen);
       }
       seen.delete(value);
       return;

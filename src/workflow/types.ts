@@ -75,7 +75,11 @@ export interface WorkflowContext {
    * recorded value is returned without calling `fn`; a recorded failure is thrown again.
    * Values come back as JSON round-tripped (a `Date` becomes a string), on the first run too.
    */
-  step<T, Progress = unknown>(name: string, fn: StepFunction<T, Progress>, options?: StepOptions): Promise<T>;
+  step<T, Progress = unknown>(
+    name: string,
+    fn: StepFunction<T, Progress>,
+    options?: StepOptions,
+  ): Promise<T>;
   /** A durable timer: the run is released while it sleeps and resumed, on any worker, after `ms`. */
   sleep(name: string, ms: number): Promise<void>;
 }

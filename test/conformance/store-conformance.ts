@@ -53,7 +53,13 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
       it("creates a run once per id and returns the stored one on a repeat", async () => {
         const first = await store.createRun(newRun("r1"));
         expect(first.created).toBe(true);
-        expect(first.run).toMatchObject({ id: "r1", status: "queued", fence: 0, interruptions: 0, input: '{"id":"r1"}' });
+        expect(first.run).toMatchObject({
+          id: "r1",
+          status: "queued",
+          fence: 0,
+          interruptions: 0,
+          input: '{"id":"r1"}',
+        });
         const again = await store.createRun(newRun("r1", { input: '"other"' }));
         expect(again.created).toBe(false);
         expect(again.run.input).toBe('{"id":"r1"}');
@@ -93,9 +99,16 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
         const handed = (await store.claimRuns("w0", [WF], 10, 10_000)).map((r) => r.id);
         expect(handed).toEqual(["old", "new", "handed"]);
         const handedRun = (await store.getRun("handed"))!;
-        expect(await store.releaseRun({ runId: "handed", fence: handedRun.fence, workerId: "w0" }, "handoff")).toBe(true);
+        expect(
+          await store.releaseRun(
+            { runId: "handed", fence: handedRun.fence, workerId: "w0" },
+            "handoff",
+          ),
+        ).toBe(true);
         const oldRun = (await store.getRun("old"))!;
-        expect(await store.releaseRun({ runId: "old", fence: oldRun.fence, workerId: "w0" }, "retry")).toBe(true);
+        expect(
+          await store.releaseRun({ runId: "old", fence: oldRun.fence, workerId: "w0" }, "retry"),
+        ).toBe(true);
         await store.createRun(newRun("newest"));
         const order = (await store.claimRuns("w1", [WF], 10, 10_000)).map((r) => [r.id, r.fence]);
         expect(order).toEqual([
@@ -125,7 +138,12 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
         expect(await store.claimRuns("w2", [WF], 1, 10_000)).toEqual([]);
         await sleep(120);
         const [taken] = await store.claimRuns("w2", [WF], 1, 10_000);
-        expect(taken).toMatchObject({ id: "r", takeover: true, fence: run.fence + 1, leaseOwner: "w2" });
+        expect(taken).toMatchObject({
+          id: "r",
+          takeover: true,
+          fence: run.fence + 1,
+          leaseOwner: "w2",
+        });
         expect((await store.listEvents("r")).map((e) => [e.kind, e.workerId, e.fence])).toEqual([
           ["created", null, 0],
           ["claimed", "w1", 1],
@@ -165,16 +183,78 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
       it("records steps, keeps progress until the step ends, never changes a final entry", async () => {
         await store.createRun(newRun("r"));
         const { lease } = await claimOne();
-        expect(await store.writeStep(lease, { seq: 0, name: "s", kind: "step", status: "running", progress: '{"n":1}', attempts: 0, startedAt: 5 })).toBe(true);
-        expect(await store.writeStep(lease, { seq: 0, name: "s", kind: "step", status: "retrying", error: '{"name":"Error","message":"x"}', attempts: 1 })).toBe(true);
+        expect(
+          await store.writeStep(lease, {
+            seq: 0,
+            name: "s",
+            kind: "step",
+            status: "running",
+            progress: '{"n":1}',
+            attempts: 0,
+            startedAt: 5,
+          }),
+        ).toBe(true);
+        expect(
+          await store.writeStep(lease, {
+            seq: 0,
+            name: "s",
+            kind: "step",
+            status: "retrying",
+            error: '{"name":"Error","message":"x"}',
+            attempts: 1,
+          }),
+        ).toBe(true);
         let [entry] = await store.loadJournal("r");
-        expect(entry).toMatchObject({ seq: 0, name: "s", status: "retrying", progress: '{"n":1}', attempts: 1, fence: 1, workerId: "w1", startedAt: 5 });
-        expect(await store.writeStep(lease, { seq: 0, name: "s", kind: "step", status: "completed", output: "42", attempts: 2 })).toBe(true);
+        expect(entry).toMatchObject({
+          seq: 0,
+          name: "s",
+          status: "retrying",
+          progress: '{"n":1}',
+          attempts: 1,
+          fence: 1,
+          workerId: "w1",
+          startedAt: 5,
+        });
+        expect(
+          await store.writeStep(lease, {
+            seq: 0,
+            name: "s",
+            kind: "step",
+            status: "completed",
+            output: "42",
+            attempts: 2,
+          }),
+        ).toBe(true);
         [entry] = await store.loadJournal("r");
-        expect(entry).toMatchObject({ status: "completed", output: "42", progress: null, attempts: 2 });
-        expect(await store.writeStep(lease, { seq: 0, name: "s", kind: "step", status: "completed", output: "43", attempts: 3 })).toBe(false);
-        expect(await store.writeStep(lease, { seq: 1, name: "t", kind: "sleep", status: "completed", output: "7", attempts: 1 })).toBe(true);
-        expect((await store.loadJournal("r")).map((e) => [e.seq, e.name, e.kind, e.output])).toEqual([
+        expect(entry).toMatchObject({
+          status: "completed",
+          output: "42",
+          progress: null,
+          attempts: 2,
+        });
+        expect(
+          await store.writeStep(lease, {
+            seq: 0,
+            name: "s",
+            kind: "step",
+            status: "completed",
+            output: "43",
+            attempts: 3,
+          }),
+        ).toBe(false);
+        expect(
+          await store.writeStep(lease, {
+            seq: 1,
+            name: "t",
+            kind: "sleep",
+            status: "completed",
+            output: "7",
+            attempts: 1,
+          }),
+        ).toBe(true);
+        expect(
+          (await store.loadJournal("r")).map((e) => [e.seq, e.name, e.kind, e.output]),
+        ).toEqual([
           [0, "s", "step", "42"],
           [1, "t", "sleep", "7"],
         ]);
@@ -183,35 +263,96 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
       it("refuses every write carrying a stale fence, and keeps what was stored", async () => {
         await store.createRun(newRun("r"));
         const { lease: stale } = await claimOne("w1", 40);
-        expect(await store.writeStep(stale, { seq: 0, name: "a", kind: "step", status: "completed", output: "1", attempts: 1 })).toBe(true);
+        expect(
+          await store.writeStep(stale, {
+            seq: 0,
+            name: "a",
+            kind: "step",
+            status: "completed",
+            output: "1",
+            attempts: 1,
+          }),
+        ).toBe(true);
         await sleep(80);
         const [taken] = await store.claimRuns("w2", [WF], 1, 10_000);
         const fresh = { runId: "r", fence: taken!.fence, workerId: "w2" };
-        expect(await store.writeStep(stale, { seq: 1, name: "b", kind: "step", status: "completed", output: "2", attempts: 1 })).toBe(false);
-        expect(await store.writeStep(stale, { seq: 1, name: "b", kind: "step", status: "running", progress: "9", attempts: 0 })).toBe(false);
+        expect(
+          await store.writeStep(stale, {
+            seq: 1,
+            name: "b",
+            kind: "step",
+            status: "completed",
+            output: "2",
+            attempts: 1,
+          }),
+        ).toBe(false);
+        expect(
+          await store.writeStep(stale, {
+            seq: 1,
+            name: "b",
+            kind: "step",
+            status: "running",
+            progress: "9",
+            attempts: 0,
+          }),
+        ).toBe(false);
         expect(await store.completeRun(stale, '"stale"')).toBe(false);
         expect(await store.failRun(stale, '{"name":"Error","message":"stale"}')).toBe(false);
         expect(await store.releaseRun(stale, "handoff")).toBe(false);
         expect(await store.renewLeases("w1", [stale], 10_000)).toEqual([]);
         expect((await store.loadJournal("r")).map((e) => e.name)).toEqual(["a"]);
-        expect(await store.writeStep(fresh, { seq: 1, name: "b", kind: "step", status: "completed", output: "2", attempts: 1 })).toBe(true);
+        expect(
+          await store.writeStep(fresh, {
+            seq: 1,
+            name: "b",
+            kind: "step",
+            status: "completed",
+            output: "2",
+            attempts: 1,
+          }),
+        ).toBe(true);
         expect(await store.completeRun(fresh, '"done"')).toBe(true);
-        expect(await store.getRun("r")).toMatchObject({ status: "completed", output: '"done"', leaseOwner: null });
+        expect(await store.getRun("r")).toMatchObject({
+          status: "completed",
+          output: '"done"',
+          leaseOwner: null,
+        });
         expect(await store.completeRun(fresh, '"twice"')).toBe(false);
       });
 
       it("refuses a step write whose name differs from the entry at that sequence", async () => {
         await store.createRun(newRun("r"));
         const { lease } = await claimOne();
-        await store.writeStep(lease, { seq: 0, name: "a", kind: "step", status: "running", attempts: 0 });
-        expect(await store.writeStep(lease, { seq: 0, name: "other", kind: "step", status: "completed", output: "1", attempts: 1 })).toBe(false);
+        await store.writeStep(lease, {
+          seq: 0,
+          name: "a",
+          kind: "step",
+          status: "running",
+          attempts: 0,
+        });
+        expect(
+          await store.writeStep(lease, {
+            seq: 0,
+            name: "other",
+            kind: "step",
+            status: "completed",
+            output: "1",
+            attempts: 1,
+          }),
+        ).toBe(false);
       });
 
       it("hands a run off: queued, lease cleared, interruptions + 1, claimable at once", async () => {
         await store.createRun(newRun("r"));
         const { lease } = await claimOne();
         expect(await store.releaseRun(lease, "handoff")).toBe(true);
-        expect(await store.getRun("r")).toMatchObject({ status: "queued", leaseOwner: null, leaseExpiresAt: null, interruptions: 1, resumed: true });
+        expect(await store.getRun("r")).toMatchObject({
+          status: "queued",
+          leaseOwner: null,
+          leaseExpiresAt: null,
+          interruptions: 1,
+          resumed: true,
+        });
         const [again] = await store.claimRuns("w2", [WF], 1, 10_000);
         expect(again).toMatchObject({ id: "r", fence: 2, takeover: false, interruptions: 1 });
       });
@@ -220,7 +361,10 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
         await store.createRun(newRun("r"));
         const { lease } = await claimOne();
         expect(await store.failRun(lease, '{"name":"TerminalError","message":"no"}')).toBe(true);
-        expect(await store.getRun("r")).toMatchObject({ status: "failed", error: '{"name":"TerminalError","message":"no"}' });
+        expect(await store.getRun("r")).toMatchObject({
+          status: "failed",
+          error: '{"name":"TerminalError","message":"no"}',
+        });
         expect((await store.getRun("r"))!.completedAt).not.toBeNull();
       });
     });
@@ -230,8 +374,21 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
         await store.createRun(newRun("r"));
         const { lease } = await claimOne();
         const cancelled = await store.cancelRun("r");
-        expect(cancelled).toMatchObject({ status: "cancelled", fence: lease.fence + 1, leaseOwner: null });
-        expect(await store.writeStep(lease, { seq: 0, name: "a", kind: "step", status: "completed", output: "1", attempts: 1 })).toBe(false);
+        expect(cancelled).toMatchObject({
+          status: "cancelled",
+          fence: lease.fence + 1,
+          leaseOwner: null,
+        });
+        expect(
+          await store.writeStep(lease, {
+            seq: 0,
+            name: "a",
+            kind: "step",
+            status: "completed",
+            output: "1",
+            attempts: 1,
+          }),
+        ).toBe(false);
         expect(await store.renewLeases("w1", [lease], 10_000)).toEqual([]);
         expect(await store.cancelRun("r")).toBeUndefined();
         expect(await store.cancelRun("missing")).toBeUndefined();
@@ -241,10 +398,23 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
 
     describe("workers, workflows, events, shutdown reports", () => {
       it("registers workers and moves them through their states", async () => {
-        await store.registerWorker({ id: "w1", state: "running", host: "h", pid: 1, concurrency: 4 });
+        await store.registerWorker({
+          id: "w1",
+          state: "running",
+          host: "h",
+          pid: 1,
+          concurrency: 4,
+        });
         await store.setWorkerState("w1", "draining");
         let [worker] = await store.listWorkers();
-        expect(worker).toMatchObject({ id: "w1", state: "draining", host: "h", pid: 1, concurrency: 4, stoppedAt: null });
+        expect(worker).toMatchObject({
+          id: "w1",
+          state: "draining",
+          host: "h",
+          pid: 1,
+          concurrency: 4,
+          stoppedAt: null,
+        });
         await store.setWorkerState("w1", "stopped");
         [worker] = await store.listWorkers();
         expect(worker!.state).toBe("stopped");
@@ -252,7 +422,10 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
       });
 
       it("keeps the newest version of each registered workflow", async () => {
-        await store.registerWorkflows([{ name: "b", version: 2 }, { name: "a", version: 1 }]);
+        await store.registerWorkflows([
+          { name: "b", version: 2 },
+          { name: "a", version: 1 },
+        ]);
         await store.registerWorkflows([{ name: "b", version: 1 }]);
         expect(await store.listWorkflows()).toEqual([
           { name: "a", version: 1 },
@@ -262,7 +435,13 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
 
       it("appends events in order and keeps shutdown reports per worker", async () => {
         await store.createRun(newRun("r"));
-        await store.appendEvent({ runId: "r", kind: "lease-lost", workerId: "w1", fence: 3, detail: "why" });
+        await store.appendEvent({
+          runId: "r",
+          kind: "lease-lost",
+          workerId: "w1",
+          fence: 3,
+          detail: "why",
+        });
         const events = await store.listEvents("r");
         expect(events.map((e) => e.kind)).toEqual(["created", "lease-lost"]);
         expect(events[1]).toMatchObject({ workerId: "w1", fence: 3, detail: "why" });

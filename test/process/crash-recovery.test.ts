@@ -18,12 +18,18 @@ describe("a worker SIGKILLed mid-step", () => {
     const store = `sqlite:${join(dir.path, "baton.db")}`;
     const baton = await Baton.open({ store, workflows: [batch] });
     const workers = workerProcesses(store, dir.path);
-    cleanups.push(() => dir.remove(), () => baton.close(), () => workers.killAll());
+    cleanups.push(
+      () => dir.remove(),
+      () => baton.close(),
+      () => workers.killAll(),
+    );
 
     const victim = await workers.start();
     const run = await baton.start(batch, { chunks: 6, chunkMs: 150 }, { id: "batch-1" });
     // Kill the victim in the middle of the long step, after it saved some progress.
-    await waitFor(() => readExecLog(workers.logPath).filter((l) => l.chunk !== undefined).length >= 3);
+    await waitFor(
+      () => readExecLog(workers.logPath).filter((l) => l.chunk !== undefined).length >= 3,
+    );
     victim.child.kill("SIGKILL");
     const killedAt = Date.now() - 50; // the victim may have renewed just before the signal landed
     expect(await victim.exited).toBe("SIGKILL");
@@ -46,7 +52,12 @@ describe("a worker SIGKILLed mid-step", () => {
     expect(rescuerChunks[0]).toBe(victimChunks.at(-1)); // only the chunk in flight is redone
     expect([...new Set([...victimChunks, ...rescuerChunks])].sort()).toEqual([0, 1, 2, 3, 4, 5]);
     const details = (await baton.get("batch-1"))!;
-    expect(details.events.map((e) => e.kind)).toEqual(["created", "claimed", "takeover", "completed"]);
+    expect(details.events.map((e) => e.kind)).toEqual([
+      "created",
+      "claimed",
+      "takeover",
+      "completed",
+    ]);
     // The rescuer waited for the victim's lease (1 s, renewed until the kill) to expire.
     expect(details.events[2]!.at).toBeGreaterThanOrEqual(killedAt);
     expect(details.events[2]!.workerId).toBe(rescuer.workerId);

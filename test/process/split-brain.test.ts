@@ -23,7 +23,11 @@ async function splitBrain(options: { fencing: boolean }) {
   const store = `sqlite:${join(dir.path, "baton.db")}`;
   const baton = await Baton.open({ store, workflows: [slow] });
   const workers = workerProcesses(store, dir.path);
-  cleanups.push(() => dir.remove(), () => baton.close(), () => workers.killAll());
+  cleanups.push(
+    () => dir.remove(),
+    () => baton.close(),
+    () => workers.killAll(),
+  );
   const env = options.fencing ? {} : { BATON_UNSAFE_DISABLE_FENCING: "1" };
 
   const a = await workers.start({ leaseMs: 1_500, env });
@@ -39,7 +43,16 @@ async function splitBrain(options: { fencing: boolean }) {
 
   const result = await run.result({ timeoutMs: 15_000 }).catch((error: unknown) => error);
   await new Promise((r) => setTimeout(r, 300)); // let A act on anything left
-  return { a, b, baton, result, stoppedAt, continuedAt, log: readExecLog(workers.logPath), details: (await baton.get("split"))! };
+  return {
+    a,
+    b,
+    baton,
+    result,
+    stoppedAt,
+    continuedAt,
+    log: readExecLog(workers.logPath),
+    details: (await baton.get("split"))!,
+  };
 }
 
 describe("split brain: a worker stopped past its lease, then continued", () => {

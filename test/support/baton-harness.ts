@@ -15,7 +15,12 @@ export async function openTestBaton(options: Omit<BatonOptions, "store"> = {}) {
     url,
     dir: dir.path,
     async startWorker(workerOptions: WorkerOptions = {}): Promise<Worker> {
-      const worker = baton.worker({ handleSignals: false, leaseMs: 2_000, pollMs: 50, ...workerOptions });
+      const worker = baton.worker({
+        handleSignals: false,
+        leaseMs: 2_000,
+        pollMs: 50,
+        ...workerOptions,
+      });
       workers.push(worker);
       await worker.start();
       return worker;

@@ -1,8 +1,14 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { spawnWorker, type SpawnWorkerOptions, type WorkerProcess } from "../../src/demo/worker-process.js";
+import {
+  spawnWorker,
+  type SpawnWorkerOptions,
+  type WorkerProcess,
+} from "../../src/demo/worker-process.js";
 
-export const FIXTURE_WORKFLOWS = fileURLToPath(new URL("../fixtures/workflows.ts", import.meta.url));
+export const FIXTURE_WORKFLOWS = fileURLToPath(
+  new URL("../fixtures/workflows.ts", import.meta.url),
+);
 
 /**
  * Real `baton worker` processes for a test, running the fixture workflows from source;
@@ -28,7 +34,8 @@ export function workerProcesses(store: string, dir: string) {
       return worker;
     },
     async killAll(): Promise<void> {
-      for (const w of started) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill("SIGKILL");
+      for (const w of started)
+        if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill("SIGKILL");
       await Promise.all(started.map((w) => w.exited));
     },
   };

@@ -12,7 +12,9 @@ export function applySqliteMigrations(db: Database.Database): void {
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`);
   const latest = migrations.at(-1)?.version ?? 0;
   const apply = db.transaction(() => {
-    const row = db.prepare(`SELECT max(version) AS v FROM baton_migrations`).get() as { v: number | null };
+    const row = db.prepare(`SELECT max(version) AS v FROM baton_migrations`).get() as {
+      v: number | null;
+    };
     const current = row.v ?? 0;
     if (current > latest) {
       throw new ConfigError(

@@ -84,7 +84,15 @@ export class SqliteStore implements Store {
     const now = Date.now();
     const created = this.db.transaction(() => {
       const changes = this.sql.insertRun.run({ ...run, now }).changes;
-      if (changes === 1) this.sql.insertEvent.run({ runId: run.id, kind: "created", at: now, workerId: null, fence: 0, detail: null });
+      if (changes === 1)
+        this.sql.insertEvent.run({
+          runId: run.id,
+          kind: "created",
+          at: now,
+          workerId: null,
+          fence: 0,
+          detail: null,
+        });
       return changes === 1;
     })();
     const row = this.sql.getRun.get(run.id) as RunRow;
@@ -123,7 +131,12 @@ export class SqliteStore implements Store {
 
   // leases
 
-  claimRuns(workerId: string, workflows: readonly string[], limit: number, leaseMs: number): Promise<ClaimedRun[]> {
+  claimRuns(
+    workerId: string,
+    workflows: readonly string[],
+    limit: number,
+    leaseMs: number,
+  ): Promise<ClaimedRun[]> {
     if (limit <= 0 || workflows.length === 0) return Promise.resolve([]);
     const now = Date.now();
     const params = { workflows: JSON.stringify(workflows), now, limit };
@@ -131,9 +144,17 @@ export class SqliteStore implements Store {
     if (!this.sql.anyClaimable.get(params)) return Promise.resolve([]);
     const claimed = this.db
       .transaction(() => {
-        const candidates = this.sql.claimCandidates.all(params) as Array<{ id: string; status: string }>;
+        const candidates = this.sql.claimCandidates.all(params) as Array<{
+          id: string;
+          status: string;
+        }>;
         return candidates.map(({ id, status }) => {
-          const row = this.sql.claimOne.get({ id, workerId, now, expiresAt: now + leaseMs }) as RunRow;
+          const row = this.sql.claimOne.get({
+            id,
+            workerId,
+            now,
+            expiresAt: now + leaseMs,
+          }) as RunRow;
           const takeover = status === "running";
           this.event(id, takeover ? "takeover" : "claimed", now, workerId, row.fence, null);
           return { ...toRun(row), takeover };
@@ -143,13 +164,20 @@ export class SqliteStore implements Store {
     return Promise.resolve(claimed);
   }
 
-  renewLeases(workerId: string, leases: readonly Lease[], leaseMs: number): Promise<Array<{ runId: string; fence: number }>> {
+  renewLeases(
+    workerId: string,
+    leases: readonly Lease[],
+    leaseMs: number,
+  ): Promise<Array<{ runId: string; fence: number }>> {
     const now = Date.now();
     const held = this.db.transaction(() => {
       this.sql.touchWorker.run({ id: workerId, now });
       if (leases.length === 0) return [];
       const pairs = JSON.stringify(leases.map((l) => [l.runId, l.fence]));
-      return this.sql.renewLeases.all({ workerId, pairs, expiresAt: now + leaseMs }) as Array<{ id: string; fence: number }>;
+      return this.sql.renewLeases.all({ workerId, pairs, expiresAt: now + leaseMs }) as Array<{
+        id: string;
+        fence: number;
+      }>;
     })();
     return Promise.resolve(held.map((r) => ({ runId: r.id, fence: r.fence })));
   }
@@ -166,10 +194,22 @@ export class SqliteStore implements Store {
     const now = Date.now();
     const ok = this.db.transaction(() => {
       const params = { id: lease.runId, fence: lease.fence, now, availableAt: now + delayMs };
-      const statement = reason === "handoff" ? this.sql.handoff : reason === "sleep" ? this.sql.sleep : this.sql.requeue;
+      const statement =
+        reason === "handoff"
+          ? this.sql.handoff
+          : reason === "sleep"
+            ? this.sql.sleep
+            : this.sql.requeue;
       if (statement.run(params).changes !== 1) return false;
       if (reason !== "retry") {
-        this.event(lease.runId, reason === "handoff" ? "handoff" : "sleeping", now, lease.workerId, lease.fence, null);
+        this.event(
+          lease.runId,
+          reason === "handoff" ? "handoff" : "sleeping",
+          now,
+          lease.workerId,
+          lease.fence,
+          null,
+        );
       }
       return true;
     })();
@@ -204,7 +244,9 @@ export class SqliteStore implements Store {
 
   // workers
 
-  registerWorker(worker: Omit<WorkerRecord, "startedAt" | "heartbeatAt" | "stoppedAt">): Promise<void> {
+  registerWorker(
+    worker: Omit<WorkerRecord, "startedAt" | "heartbeatAt" | "stoppedAt">,
+  ): Promise<void> {
     this.sql.registerWorker.run({ ...worker, now: Date.now() });
     return Promise.resolve();
   }
@@ -227,7 +269,9 @@ export class SqliteStore implements Store {
   }
 
   listWorkflows(): Promise<Array<{ name: string; version: number }>> {
-    return Promise.resolve(this.sql.listWorkflows.all() as Array<{ name: string; version: number }>);
+    return Promise.resolve(
+      this.sql.listWorkflows.all() as Array<{ name: string; version: number }>,
+    );
   }
 
   // events
@@ -249,7 +293,8 @@ export class SqliteStore implements Store {
   }
 
   latestShutdownReport(workerId: string): Promise<ShutdownRecord | undefined> {
-    const row = this.sql.latestShutdown.get(workerId) as { worker_id: string; at: number; report: string } | undefined;
+    const row = this.sql.latestShutdown.get(workerId) as
+      { worker_id: string; at: number; report: string } | undefined;
     return Promise.resolve(row && { workerId: row.worker_id, at: row.at, report: row.report });
   }
 
@@ -297,7 +342,12 @@ export class SqliteStore implements Store {
     this.wakeTimer = undefined;
   }
 
-  private finish(lease: Lease, status: "completed" | "failed", output: string | null, error: string | null): Promise<boolean> {
+  private finish(
+    lease: Lease,
+    status: "completed" | "failed",
+    output: string | null,
+    error: string | null,
+  ): Promise<boolean> {
     const now = Date.now();
     const ok = this.db.transaction(() => {
       const params = { id: lease.runId, fence: lease.fence, status, output, error, now };
@@ -308,7 +358,14 @@ export class SqliteStore implements Store {
     return Promise.resolve(ok);
   }
 
-  private event(runId: string, kind: RunEvent["kind"], at: number, workerId: string | null, fence: number | null, detail: string | null): void {
+  private event(
+    runId: string,
+    kind: RunEvent["kind"],
+    at: number,
+    workerId: string | null,
+    fence: number | null,
+    detail: string | null,
+  ): void {
     this.sql.insertEvent.run({ runId, kind, at, workerId, fence, detail });
   }
 }
@@ -399,7 +456,11 @@ function prepareStatements(db: Database.Database, fencing: boolean) {
       INSERT INTO events (run_id, kind, at, worker_id, fence, detail)
       VALUES (@runId, @kind, @at, @workerId, @fence, @detail)`),
     listEvents: db.prepare(`SELECT * FROM events WHERE run_id = ? ORDER BY id`),
-    saveShutdown: db.prepare(`INSERT INTO shutdowns (worker_id, at, report) VALUES (@workerId, @at, @report)`),
-    latestShutdown: db.prepare(`SELECT * FROM shutdowns WHERE worker_id = ? ORDER BY id DESC LIMIT 1`),
+    saveShutdown: db.prepare(
+      `INSERT INTO shutdowns (worker_id, at, report) VALUES (@workerId, @at, @report)`,
+    ),
+    latestShutdown: db.prepare(
+      `SELECT * FROM shutdowns WHERE worker_id = ? ORDER BY id DESC LIMIT 1`,
+    ),
   };
 }
