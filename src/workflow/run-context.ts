@@ -122,14 +122,14 @@ export class RunContext implements WorkflowContext {
     for (;;) {
       const attempt = failedAttempts + 1;
       const startedAt = Date.now();
-      const stepAbort = new AbortController();
-      const onRunAbort = () => stepAbort.abort(this.signal.reason);
-      this.signal.addEventListener("abort", onRunAbort, { once: true });
+      const stepSignal = new LazyStepSignal(this.signal);
       const s: StepContext<Progress> = {
         runId: this.runId,
         name,
         attempt,
-        signal: stepAbort.signal,
+        get signal() {
+          return stepSignal.signal;
+        },
         deadline: undefined,
         get progress() {
           return progress;
@@ -175,7 +175,7 @@ export class RunContext implements WorkflowContext {
         await this.waitBeforeRetry(delay);
         continue;
       } finally {
-        this.signal.removeEventListener("abort", onRunAbort);
+        stepSignal.dispose();
       }
       this.throwIfHalted();
       if (this.signal.aborted) this.halt({ kind: "lease-lost", error: this.leaseLost() });
@@ -280,5 +280,29 @@ export class RunContext implements WorkflowContext {
   private halt(halt: Halt): never {
     this.haltedBy ??= halt;
     throw new RunHalted(this.haltedBy);
+  }
+}
+
+/**
+ * A step's abort signal, made only when the step reads it (most steps never do, and an
+ * AbortController per step is measurable on the hot path). It follows the run's signal.
+ */
+class LazyStepSignal {
+  private controller: AbortController | undefined;
+  private readonly follow = () => this.controller?.abort(this.runSignal.reason);
+
+  constructor(private readonly runSignal: AbortSignal) {}
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.runSignal.aborted) this.controller.abort(this.runSignal.reason);
+      else this.runSignal.addEventListener("abort", this.follow, { once: true });
+    }
+    return this.controller.signal;
+  }
+
+  dispose(): void {
+    if (this.controller) this.runSignal.removeEventListener("abort", this.follow);
   }
 }
