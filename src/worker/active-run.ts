@@ -32,8 +32,8 @@ export class ActiveRun implements RunControl {
     const now = Date.now();
     if (now > this.validUntil) {
       throw new LeaseLostError(
-        `run ${this.lease.runId}: this worker's lease could not be renewed for ${now - this.validUntil} ms past ` +
-          `its expiry; it stops the run (self-fencing) so that a new owner can resume it`,
+        `run ${this.lease.runId}: this worker could not renew its lease, which expired ${now - this.validUntil} ms ` +
+          `ago; it stops the run (self-fencing) so that a new owner can resume it`,
       );
     }
   }
