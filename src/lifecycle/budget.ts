@@ -96,7 +96,9 @@ export const budgetOptionsShape = {
  * with the arithmetic in the message.
  */
 export function planBudget(options: BudgetOptions = {}): BudgetPlan {
-  return planResolvedBudget(resolveBudget(parseOptions(z.strictObject(budgetOptionsShape), options)));
+  return planResolvedBudget(
+    resolveBudget(parseOptions(z.strictObject(budgetOptionsShape), options)),
+  );
 }
 
 /** Fills in the defaults of already-validated budget options. */

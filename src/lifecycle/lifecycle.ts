@@ -2,7 +2,8 @@ import type { BudgetPlan } from "./budget.js";
 import { LifecycleConfigError } from "./errors.js";
 import type { LifecycleOptions } from "./options.js";
 import { resolveLifecycleOptions } from "./options.js";
-import { buildReport, reportLine } from "./report.js";
+import { preStopWork } from "./pre-stop.js";
+import { buildReport, reportLine, watchdogPhase } from "./report.js";
 import type { NamedHandler, PhaseWork } from "./run-phase.js";
 import { messageOf, runPhase, skippedPhase } from "./run-phase.js";
 import type {
@@ -100,8 +101,11 @@ export function createLifecycle(options: LifecycleOptions = {}): Lifecycle {
   let signalsInstalled = false;
 
   const onSignal = (signal: NodeJS.Signals) => {
-    if (!stopping) void lifecycle.stop(signal);
-    else lifecycle.escalate(`second ${signal}`);
+    if (!stopping) return void lifecycle.stop(signal);
+    if (!finished) return lifecycle.escalate(`second ${signal}`);
+    // Shutdown is over but the process lives on: let the signal do what it would by default.
+    lifecycle.removeSignalHandlers();
+    process.kill(process.pid, signal);
   };
 
   const refuseIfStarted = (phase: PhaseName, what: string) => {
@@ -143,29 +147,15 @@ export function createLifecycle(options: LifecycleOptions = {}): Lifecycle {
   const fireWatchdog = () => {
     halt.abort();
     const current = PHASES[phaseIndex];
-    const running: PhaseReport[] =
+    const running =
       current === undefined || phases.length > phaseIndex
         ? []
-        : [
-            {
-              phase: current,
-              startedAt: phaseStartedAt,
-              durationMs: Date.now() - phaseStartedAt,
-              timedOut: false,
-              interrupted: true,
-              skipped: false,
-              errors: [`watchdog fired ${plan.watchdogMs} ms into shutdown`],
-              handlers: [],
-            },
-          ];
+        : [watchdogPhase(current, phaseStartedAt, plan.watchdogMs)];
     finish(report(true, running));
   };
 
   const workOf = (phase: PhaseName): PhaseWork => {
-    if (phase === "preStop") {
-      const delay = config.plan.phases[PHASES.indexOf("preStop")]?.budgetMs ?? 0;
-      return { handlers: delay > 0 ? [{ name: "preStop delay", handler: (ctx) => sleep(delay, ctx.signal) }] : [] };
-    }
+    if (phase === "preStop") return preStopWork(plan);
     return {
       closeables: phase === "close" ? [...closeables].reverse() : [],
       handlers: handlers.get(phase) ?? [],
@@ -216,7 +206,9 @@ export function createLifecycle(options: LifecycleOptions = {}): Lifecycle {
         );
       }
       if (typeof handler !== "function") {
-        throw new LifecycleConfigError(`lifecycle.on(${phase}, ${name}): handler is not a function`);
+        throw new LifecycleConfigError(
+          `lifecycle.on(${phase}, ${name}): handler is not a function`,
+        );
       }
       refuseIfStarted(phase, `handler ${JSON.stringify(name)}`);
       const list = handlers.get(phase) ?? [];
@@ -266,16 +258,4 @@ export function createLifecycle(options: LifecycleOptions = {}): Lifecycle {
     },
   };
   return lifecycle;
-}
-
-/** Resolves after `ms`; on abort, clears its timer and never resolves (the phase has moved on). */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => clearTimeout(timer);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

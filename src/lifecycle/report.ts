@@ -1,4 +1,4 @@
-import type { PhaseReport, ShutdownReport } from "./types.js";
+import type { PhaseName, PhaseReport, ShutdownReport } from "./types.js";
 
 /** What a shutdown report is built from. */
 export interface ReportInput {
@@ -31,6 +31,24 @@ export function buildReport(input: ReportInput): ShutdownReport {
   };
 }
 
+/** The report of the phase the watchdog cut short (its handlers' fate is unknown). */
+export function watchdogPhase(
+  phase: PhaseName,
+  startedAt: number,
+  watchdogMs: number,
+): PhaseReport {
+  return {
+    phase,
+    startedAt,
+    durationMs: Date.now() - startedAt,
+    timedOut: false,
+    interrupted: true,
+    skipped: false,
+    errors: [`watchdog fired ${watchdogMs} ms into shutdown`],
+    handlers: [],
+  };
+}
+
 /** The report as one JSON line: `{"msg":"shutdown report","report":{...}}`. */
 export function reportLine(report: ShutdownReport): string {
   const replacer = (_key: string, value: unknown) =>
@@ -39,7 +57,9 @@ export function reportLine(report: ShutdownReport): string {
     return JSON.stringify({ msg: "shutdown report", report }, replacer);
   } catch {
     // A detail that cannot be serialised (a cycle) must not cost the whole report.
-    const details = Object.fromEntries(Object.keys(report.details).map((k) => [k, "[unserializable]"]));
+    const details = Object.fromEntries(
+      Object.keys(report.details).map((k) => [k, "[unserializable]"]),
+    );
     return JSON.stringify({ msg: "shutdown report", report: { ...report, details } }, replacer);
   }
 }

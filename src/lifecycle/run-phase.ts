@@ -35,6 +35,7 @@ export interface PhaseWork {
 
 interface OpenPhase {
   readonly ctx: PhaseContext;
+  readonly enforceDeadline: boolean;
   /** Resolves when the phase signal aborts. */
   readonly aborted: Promise<void>;
   /** Why the signal aborted, once it has. */
@@ -51,6 +52,7 @@ export async function runPhase(run: PhaseRun, work: PhaseWork): Promise<PhaseRep
   const controller = new AbortController();
   const open: OpenPhase = {
     cutBy: undefined,
+    enforceDeadline: run.enforceDeadline,
     aborted: new Promise((resolve) =>
       controller.signal.addEventListener("abort", () => resolve(), { once: true }),
     ),
@@ -82,9 +84,7 @@ export async function runPhase(run: PhaseRun, work: PhaseWork): Promise<PhaseRep
     for (const closeable of work.closeables ?? []) {
       results.push(await runOne(open, closeable.name, (ctx) => closeable.close(ctx.signal)));
     }
-    results.push(
-      ...(await Promise.all(work.handlers.map((h) => runOne(open, h.name, h.handler)))),
-    );
+    results.push(...(await Promise.all(work.handlers.map((h) => runOne(open, h.name, h.handler)))));
   } finally {
     clearTimeout(timer);
     for (const signal of run.interrupts) signal.removeEventListener("abort", onInterrupt);
@@ -120,9 +120,13 @@ type Settled = { ok: true } | { ok: false; error: unknown };
 /**
  * Runs one piece of work until it settles or the phase aborts. Work started after the
  * abort (a closeable reached past the deadline) is still called, so that it can close
- * forcefully, but never counts as `ok`.
+ * forcefully, but never counts as `ok`; nor does work that settles after its deadline.
  */
-async function runOne(open: OpenPhase, name: string, handler: PhaseHandler): Promise<HandlerReport> {
+async function runOne(
+  open: OpenPhase,
+  name: string,
+  handler: PhaseHandler,
+): Promise<HandlerReport> {
   const started = Date.now();
   const abortedAtStart = open.ctx.signal.aborted;
   // Runs the handler synchronously up to its first await, so that work called after the
@@ -138,7 +142,11 @@ async function runOne(open: OpenPhase, name: string, handler: PhaseHandler): Pro
   const first = abortedAtStart
     ? undefined
     : await Promise.race([settled, open.aborted.then(() => undefined)]);
-  if (first) return handlerReport(name, first.ok ? "ok" : "failed", started, first);
+  if (first) {
+    // Settled, but after its deadline (a stalled event loop kept the timer from firing).
+    const late = open.enforceDeadline && Date.now() > open.ctx.deadline;
+    return handlerReport(name, late ? "timed-out" : first.ok ? "ok" : "failed", started, first);
+  }
   // Cut off: give it one turn of the event loop to settle, to keep its error message.
   const late = await Promise.race([settled, nextTurn()]);
   const outcome: HandlerOutcome = open.cutBy === "deadline" ? "timed-out" : "interrupted";

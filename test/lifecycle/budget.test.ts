@@ -55,7 +55,9 @@ describe("planBudget", () => {
   });
 
   it("refuses a budget one millisecond short", () => {
-    expect(() => planBudget({ graceMs: 7099 })).toThrow(/= 6099 ms, but .* = 6100 ms; raise graceMs/);
+    expect(() => planBudget({ graceMs: 7099 })).toThrow(
+      /= 6099 ms, but .* = 6100 ms; raise graceMs/,
+    );
   });
 
   it("names a bad value", () => {
@@ -73,7 +75,9 @@ describe("planBudget", () => {
 describe("resolveLifecycleOptions", () => {
   it("takes graceMs from BATON_GRACE_MS unless the option is given", () => {
     expect(resolveLifecycleOptions({}, { BATON_GRACE_MS: "60000" }).plan.graceMs).toBe(60_000);
-    expect(resolveLifecycleOptions({ graceMs: 8000 }, { BATON_GRACE_MS: "60000" }).plan.graceMs).toBe(8000);
+    expect(
+      resolveLifecycleOptions({ graceMs: 8000 }, { BATON_GRACE_MS: "60000" }).plan.graceMs,
+    ).toBe(8000);
     expect(resolveLifecycleOptions({}, {}).plan.graceMs).toBe(30_000);
   });
 

@@ -21,7 +21,9 @@ function lifecycleFor(options: LifecycleOptions = {}): Lifecycle {
 
 afterEach(async () => {
   // Leave no shutdown (and so no timer) running behind a test.
-  await Promise.all(started.splice(0).map((l) => (l.state === "running" ? undefined : l.stop())));
+  for (const lifecycle of started.splice(0)) {
+    if (lifecycle.state !== "running") await lifecycle.stop();
+  }
 });
 
 describe("createLifecycle", () => {
@@ -38,7 +40,9 @@ describe("createLifecycle", () => {
 
   it("refuses handlers on preStop or an unknown phase", () => {
     const lifecycle = lifecycleFor();
-    expect(() => lifecycle.on("preStop" as never, "x", () => {})).toThrow(/not a phase that takes handlers/);
+    expect(() => lifecycle.on("preStop" as never, "x", () => {})).toThrow(
+      /not a phase that takes handlers/,
+    );
     expect(() => lifecycle.on("drian" as never, "x", () => {})).toThrow(LifecycleConfigError);
   });
 });
@@ -148,7 +152,9 @@ describe("stop()", () => {
     let deadline = 0;
     lifecycle.on("drain", "stuck", ({ signal, deadline: d }) => {
       deadline = d;
-      signal.addEventListener("abort", () => (reason = signal.reason));
+      signal.addEventListener("abort", () => {
+        reason = signal.reason as unknown;
+      });
       return new Promise(() => {}); // ignores the signal, never settles
     });
     lifecycle.on("drain", "quick", () => {});
@@ -172,11 +178,26 @@ describe("stop()", () => {
     expect(report.durationMs).toBeLessThan(1300);
   });
 
+  it("records a handler that settles after its deadline as timed out", async () => {
+    const lifecycle = lifecycleFor();
+    lifecycle.on("notReady", "stalls the loop", (ctx) => {
+      while (Date.now() <= ctx.deadline + 5) {
+        // a synchronous stall: the deadline timer cannot fire before this returns
+      }
+    });
+    const report = await lifecycle.stop();
+    expect(report.phases[0]).toMatchObject({ phase: "notReady", timedOut: true });
+    expect(report.exitCode).toBe(1);
+  });
+
   it("keeps going when a closeable hangs: the rest are closed with an aborted signal", async () => {
     const lifecycle = lifecycleFor();
     const signals: [string, boolean][] = [];
-    lifecycle.addCloseable({ name: "first", close: (s) => void signals.push(["first", s.aborted]) });
-    lifecycle.addCloseable({ name: "hangs", close: () => new Promise(() => {}) });
+    lifecycle.addCloseable({
+      name: "first",
+      close: (s) => void signals.push(["first", s.aborted]),
+    });
+    lifecycle.addCloseable({ name: "hangs", close: () => new Promise<void>(() => {}) });
     const report = await lifecycle.stop();
     expect(signals).toEqual([["first", true]]);
     expect(report.phases.at(-1)?.handlers.map((h) => [h.name, h.outcome])).toEqual([
@@ -278,7 +299,11 @@ describe("escalate()", () => {
     for (const phase of ["stopIntake", "drain", "finalize", "close"] as const) {
       lifecycle.on(phase, phase, () => void ran.push(phase));
     }
-    lifecycle.on("notReady", "escalate soon", () => void setTimeout(() => lifecycle.escalate(), 20));
+    lifecycle.on(
+      "notReady",
+      "escalate soon",
+      () => void setTimeout(() => lifecycle.escalate(), 20),
+    );
     const report = await lifecycle.stop();
     expect(ran).toEqual(["finalize", "close"]);
     expect(report.phases.map((p) => [p.phase, p.skipped, p.interrupted])).toEqual([
@@ -314,7 +339,11 @@ describe("watchdog", () => {
       }
       return new Promise(() => {});
     });
-    lifecycle.on("finalize", "waits", ({ signal }) => new Promise((r) => signal.addEventListener("abort", r)));
+    lifecycle.on(
+      "finalize",
+      "waits",
+      ({ signal }) => new Promise<void>((r) => signal.addEventListener("abort", () => r())),
+    );
     const report = await lifecycle.stop();
     expect(report.watchdog).toBe(true);
     expect(report.exitCode).toBe(1);

@@ -22,7 +22,9 @@ export function pgPoolCloseable(pool: PgPoolLike, options: { name?: string } = {
       return new Promise<void>((resolve, reject) => {
         const onAbort = () => {
           const busy = (pool.totalCount ?? 0) - (pool.idleCount ?? 0);
-          reject(new Error(`pool.end() did not finish in time; ${busy} client(s) still checked out`));
+          reject(
+            new Error(`pool.end() did not finish in time; ${busy} client(s) still checked out`),
+          );
         };
         if (signal.aborted) return onAbort();
         signal.addEventListener("abort", onAbort, { once: true });
