@@ -35,10 +35,12 @@ export {
   LeaseLostError,
   NonDeterminismError,
   RetryableError,
+  StepDeadlineError,
   TerminalError,
   ValidationError,
   type SerializedError,
 } from "./workflow/errors.js";
-export { Worker, type ShutdownReport, type WorkerLifecycleState } from "./worker/worker.js";
+export { Worker, type WorkerLifecycleState } from "./worker/worker.js";
+export type { DrainTally, ShutdownReport } from "./worker/shutdown-report.js";
 export type { WorkerOptions } from "./worker/worker-options.js";
 export type { RunStatus, RunEvent } from "./store/store.js";

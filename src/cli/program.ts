@@ -15,6 +15,16 @@ const integer = (name: string) => (value: string) => {
 };
 
 type GlobalOptions = { store: string };
+type WorkerCommandOptions = {
+  concurrency: number;
+  leaseMs: number;
+  pollMs: number;
+  graceMs?: number;
+  preStopMs?: number;
+  http: boolean;
+  httpPort: number;
+  httpHost: string;
+};
 
 /** The `baton` command line. Each command opens the store named by --store or BATON_STORE. */
 export function buildProgram(): Command {
@@ -35,30 +45,52 @@ export function buildProgram(): Command {
     .option("--concurrency <n>", "runs executed at once", integer("--concurrency"), 10)
     .option("--lease-ms <ms>", "lease length", integer("--lease-ms"), 10_000)
     .option("--poll-ms <ms>", "longest wait between looks for work", integer("--poll-ms"), 1_000)
-    .action(
-      async (
-        modulePath: string,
-        options: { concurrency: number; leaseMs: number; pollMs: number },
-        command: Command,
-      ) => {
-        const workflows = await loadWorkflows(modulePath);
-        const baton = await Baton.open({ store: storeOf(command), workflows });
-        const worker = baton.worker({
-          concurrency: options.concurrency,
-          leaseMs: options.leaseMs,
-          pollMs: options.pollMs,
-        });
-        await worker.start();
-        console.log(
-          JSON.stringify({
-            event: "worker-started",
-            workerId: worker.id,
-            pid: process.pid,
-            workflows: workflows.map((w) => w.name),
-          }),
-        );
-      },
-    );
+    .option(
+      "--grace-ms <ms>",
+      "SIGTERM-to-SIGKILL budget (env BATON_GRACE_MS, else 30000)",
+      integer("--grace-ms"),
+    )
+    .option(
+      "--pre-stop-ms <ms>",
+      "wait after readiness goes false, for load balancers",
+      integer("--pre-stop-ms"),
+    )
+    .option(
+      "--http-port <port>",
+      "management server port (0: any free port)",
+      integer("--http-port"),
+      9464,
+    )
+    .option(
+      "--http-host <host>",
+      "management server address; off loopback it needs BATON_ADMIN_TOKEN",
+      "127.0.0.1",
+    )
+    .option("--no-http", "do not serve /healthz, /readyz and POST /drain")
+    .action(async (modulePath: string, options: WorkerCommandOptions, command: Command) => {
+      const workflows = await loadWorkflows(modulePath);
+      const baton = await Baton.open({ store: storeOf(command), workflows });
+      const worker = baton.worker({
+        concurrency: options.concurrency,
+        leaseMs: options.leaseMs,
+        pollMs: options.pollMs,
+        ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
+        ...(options.preStopMs === undefined ? {} : { preStopDelayMs: options.preStopMs }),
+        http: options.http ? { port: options.httpPort, host: options.httpHost } : false,
+      });
+      await worker.start();
+      // Closed before the management server (closeables close in reverse order).
+      worker.lifecycle.addCloseable({ name: "store", close: () => baton.store.close() });
+      console.log(
+        JSON.stringify({
+          event: "worker-started",
+          workerId: worker.id,
+          pid: process.pid,
+          httpPort: worker.httpPort ?? null,
+          workflows: workflows.map((w) => w.name),
+        }),
+      );
+    });
 
   program
     .command("start")

@@ -6,6 +6,8 @@ export type WorkerProcess = {
   child: ChildProcess;
   pid: number;
   workerId: string;
+  /** The management server's port (each spawned worker gets a free one). */
+  httpPort: number;
   /** Resolves with the exit code (or the signal's name) when the process ends. */
   exited: Promise<number | string>;
 };
@@ -16,6 +18,7 @@ export type SpawnWorkerOptions = {
   concurrency?: number;
   leaseMs?: number;
   pollMs?: number;
+  graceMs?: number;
   env?: NodeJS.ProcessEnv;
   /** Node's flags for the child. (Default: this process's, so tsx carries over) */
   nodeArgs?: string[];
@@ -40,6 +43,8 @@ export function spawnWorker(options: SpawnWorkerOptions): Promise<WorkerProcess>
   if (options.concurrency !== undefined) args.push("--concurrency", String(options.concurrency));
   if (options.leaseMs !== undefined) args.push("--lease-ms", String(options.leaseMs));
   if (options.pollMs !== undefined) args.push("--poll-ms", String(options.pollMs));
+  if (options.graceMs !== undefined) args.push("--grace-ms", String(options.graceMs));
+  args.push("--http-port", "0");
   const child = spawn(process.execPath, args, {
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", options.stderr ?? "ignore"],
@@ -54,9 +59,15 @@ export function spawnWorker(options: SpawnWorkerOptions): Promise<WorkerProcess>
     void exited.then(onExit);
     lines.on("line", (line) => {
       try {
-        const event = JSON.parse(line) as { event?: string; workerId?: string };
+        const event = JSON.parse(line) as { event?: string; workerId?: string; httpPort?: number };
         if (event.event === "worker-started" && event.workerId) {
-          resolve({ child, pid: child.pid!, workerId: event.workerId, exited });
+          resolve({
+            child,
+            pid: child.pid!,
+            workerId: event.workerId,
+            httpPort: event.httpPort ?? 0,
+            exited,
+          });
         }
       } catch {
         // not one of ours

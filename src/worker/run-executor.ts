@@ -7,6 +7,7 @@ import { RunContext } from "../workflow/run-context.js";
 import { decodeJson, encodeJson } from "../workflow/serialize.js";
 import type { Workflow } from "../workflow/types.js";
 import type { ActiveRun } from "./active-run.js";
+import type { StepDurations } from "./step-durations.js";
 
 /** How one execution of a run on this worker ended. */
 export type RunOutcome =
@@ -23,6 +24,7 @@ export type ExecuteRunDeps = {
   active: ActiveRun;
   log: Logger;
   maxPayloadBytes: number;
+  durations: StepDurations;
 };
 
 /**
@@ -43,6 +45,8 @@ export async function executeRun(deps: ExecuteRunDeps): Promise<RunOutcome> {
     log,
     maxPayloadBytes: deps.maxPayloadBytes,
     workflowRetry: resolveRetryPolicy(workflow.retry, `workflow "${workflow.name}"`),
+    workflowName: workflow.name,
+    durations: deps.durations,
   });
 
   let output: unknown;

@@ -1,4 +1,7 @@
 import { z } from "zod";
+import type { BudgetOptions } from "../lifecycle/budget.js";
+import type { Lifecycle } from "../lifecycle/lifecycle.js";
+import type { ManagementServerOptions } from "../http/management-server.js";
 import { ConfigError } from "../workflow/errors.js";
 
 export type WorkerOptions = {
@@ -16,13 +19,37 @@ export type WorkerOptions = {
    * (other processes' commits and local starts wake it at once). (Default: 1000 ms)
    */
   pollMs?: number;
-  /** Stop gracefully on SIGTERM and SIGINT. (Default: true) */
+  /** On SIGTERM/SIGINT: shut down gracefully, then exit; a second signal skips to finalize. (Default: true) */
   handleSignals?: boolean;
+  /**
+   * The grace budget from SIGTERM to SIGKILL: match `terminationGracePeriodSeconds`.
+   * (Default: env BATON_GRACE_MS, else 30 000 ms)
+   */
+  graceMs?: number;
+  /** Wait after readiness goes false, before intake stops, for load balancers. (Default: 0) */
+  preStopDelayMs?: number;
+  /** The rest of the budget's carving; see `baton/lifecycle`. */
+  budget?: Omit<BudgetOptions, "graceMs" | "preStopDelayMs">;
+  /**
+   * Serve `/healthz`, `/readyz` and `POST /drain` (port 9464 on 127.0.0.1 unless given).
+   * (Default: off for a worker made in code; `baton worker` turns it on)
+   */
+  http?: ManagementServerOptions | false;
+  /** Share a service's lifecycle instead of making one; the worker adds its phases to it. */
+  lifecycle?: Lifecycle;
   /** The worker's id in the store. (Default: host-pid-random) */
   id?: string;
 };
 
-export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, "id">> & {
+export type ResolvedWorkerOptions = {
+  concurrency: number;
+  leaseMs: number;
+  heartbeatMs: number;
+  pollMs: number;
+  handleSignals: boolean;
+  budget: BudgetOptions;
+  http: ManagementServerOptions | undefined;
+  lifecycle: Lifecycle | undefined;
   id: string | undefined;
 };
 
@@ -33,6 +60,13 @@ const schema = z
     heartbeatMs: z.number().int().min(10).optional(),
     pollMs: z.number().int().min(1).default(1_000),
     handleSignals: z.boolean().default(true),
+    graceMs: z.number().int().min(1).optional(),
+    preStopDelayMs: z.number().int().min(0).optional(),
+    budget: z.record(z.string(), z.unknown()).optional(),
+    http: z.union([z.literal(false), z.record(z.string(), z.unknown())]).optional(),
+    lifecycle: z
+      .custom<Lifecycle>((v) => typeof v === "object" && v !== null && "stop" in v)
+      .optional(),
     id: z.string().min(1).max(200).optional(),
   })
   .strict();
@@ -47,12 +81,27 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
       `worker option ${key}: ${issue?.message ?? "invalid"} (got ${JSON.stringify((options as Record<string, unknown>)[key])})`,
     );
   }
-  const { heartbeatMs, ...rest } = parsed.data;
+  const { heartbeatMs, graceMs, preStopDelayMs, http, ...rest } = parsed.data;
   const beat = heartbeatMs ?? Math.floor(rest.leaseMs / 3);
   if (beat > rest.leaseMs / 3) {
     throw new ConfigError(
       `worker option heartbeatMs ${beat} is more than a third of leaseMs ${rest.leaseMs}; a single late beat would lose the lease. Use at most ${Math.floor(rest.leaseMs / 3)}`,
     );
   }
-  return { ...rest, heartbeatMs: beat, id: rest.id };
+  return {
+    concurrency: rest.concurrency,
+    leaseMs: rest.leaseMs,
+    heartbeatMs: beat,
+    pollMs: rest.pollMs,
+    handleSignals: rest.handleSignals,
+    budget: {
+      ...(options.budget ?? {}),
+      ...(graceMs === undefined ? {} : { graceMs }),
+      ...(preStopDelayMs === undefined ? {} : { preStopDelayMs }),
+    },
+    http:
+      http === false || http === undefined ? undefined : (options.http as ManagementServerOptions),
+    lifecycle: options.lifecycle,
+    id: rest.id,
+  };
 }

@@ -1,43 +1,40 @@
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import { createLifecycle } from "../lifecycle/lifecycle.js";
+import type { Lifecycle } from "../lifecycle/lifecycle.js";
+import type { PhaseContext } from "../lifecycle/types.js";
+import { ManagementServer } from "../http/management-server.js";
 import type { ClaimedRun, Store } from "../store/store.js";
 import { LeaseLostError } from "../workflow/errors.js";
 import type { Workflow } from "../workflow/types.js";
 import { ActiveRun } from "./active-run.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { executeRun, type RunOutcome } from "./run-executor.js";
+import { StepDurations } from "./step-durations.js";
 import { Wakeup } from "./wakeup.js";
 import {
   resolveWorkerOptions,
   type ResolvedWorkerOptions,
   type WorkerOptions,
 } from "./worker-options.js";
-import { installStopSignals } from "./stop-signals.js";
+import {
+  emptyTally,
+  stepDeadlineWithin,
+  type DrainTally,
+  type ShutdownReport,
+} from "./shutdown-report.js";
+import { installWorkerSignals } from "./worker-signals.js";
 
 /**
  * A worker's lifecycle:
  * - `idle`: made, not started; claims nothing.
  * - `running`: registered in the store, heartbeating, claiming up to `concurrency` runs.
- * - `draining`: stopping; claims nothing, hands each run off at its next step boundary.
- * - `stopped`: every run finished or handed off, leases released, row marked stopped.
+ * - `draining`: shutting down; claims nothing, brings each run to a step boundary and
+ *   hands it off (or, in mode `drain`, lets it go on until the drain deadline).
+ * - `stopped`: no run left on this worker, leases released, row marked stopped.
  */
 export type WorkerLifecycleState = "idle" | "running" | "draining" | "stopped";
-
-/** What a graceful stop did. */
-export type ShutdownReport = {
-  workerId: string;
-  reason: string;
-  startedAt: number;
-  durationMs: number;
-  /** Runs in flight when the stop began. */
-  inFlight: number;
-  completed: number;
-  handedOff: number;
-  failed: number;
-  sleeping: number;
-  leaseLost: number;
-};
 
 export type WorkerDeps = {
   store: Store;
@@ -50,24 +47,31 @@ export type WorkerDeps = {
 
 /**
  * Claims runs and executes them, up to `concurrency` at a time. Reading order: `start`
- * → `claimLoop` → `launch` → `executeRun` → `settle`; `stop` drains.
+ * → `claimLoop` → `launch` → `executeRun` → `settle`. Shutdown is a `baton/lifecycle`
+ * phase machine: `stopClaiming` (notReady) → `drainRuns` (drain) → `releaseLeftovers`
+ * (finalize) → close.
  */
 export class Worker {
   readonly id: string;
   readonly options: ResolvedWorkerOptions;
-  private lifecycle: WorkerLifecycleState = "idle";
+  /** The shutdown phase machine; add your own service's work and closeables to it. */
+  readonly lifecycle: Lifecycle;
+  private state_: WorkerLifecycleState = "idle";
   private readonly runs = new Map<string, ActiveRun>();
   private readonly executions = new Set<Promise<void>>();
   private readonly wakeup = new Wakeup();
+  private readonly durations = new StepDurations();
   private readonly leases: LeaseKeeper;
   private readonly log: Logger;
   private loop: Promise<void> | undefined;
   private stopping: Promise<ShutdownReport> | undefined;
+  private exitWhenStopped = false;
   private unsubscribeWake: (() => void) | undefined;
   private removeSignals: (() => void) | undefined;
-  private drainTally:
-    | Omit<ShutdownReport, "workerId" | "reason" | "startedAt" | "durationMs" | "inFlight">
-    | undefined;
+  private management: ManagementServer | undefined;
+  private tally: DrainTally | undefined;
+  private stepDeadline: number | undefined;
+  private readonly phaseStarts: Record<string, number> = {};
 
   constructor(
     private readonly deps: WorkerDeps,
@@ -84,10 +88,22 @@ export class Worker {
       this.runs,
       this.log,
     );
+    this.lifecycle =
+      this.options.lifecycle ??
+      createLifecycle({
+        ...this.options.budget,
+        exitOnStop: false,
+        logReport: this.options.handleSignals,
+        onReport: (report) => {
+          // After the lifecycle has written the report line (it does so right after this call).
+          if (this.exitWhenStopped) setImmediate(() => process.exit(report.exitCode));
+        },
+      });
+    this.attachShutdownPhases();
   }
 
   get state(): WorkerLifecycleState {
-    return this.lifecycle;
+    return this.state_;
   }
 
   /** Runs executing on this worker now. */
@@ -95,11 +111,21 @@ export class Worker {
     return this.runs.size;
   }
 
-  /** Registers the worker and starts claiming. Handles SIGTERM/SIGINT unless `handleSignals: false`. */
+  /** The management server's port, once started with `http`. */
+  get httpPort(): number | undefined {
+    const address = this.management?.server.address();
+    return typeof address === "object" && address ? address.port : undefined;
+  }
+
+  /**
+   * Registers the worker and starts claiming; starts the management server when `http`
+   * is set, and handles SIGTERM/SIGINT unless `handleSignals: false` (the first signal
+   * shuts down gracefully and exits, a second skips to finalize).
+   */
   async start(): Promise<void> {
-    if (this.lifecycle !== "idle") throw new Error(`worker ${this.id} was already started`);
-    this.lifecycle = "running";
-    const { store } = this.deps;
+    if (this.state_ !== "idle") throw new Error(`worker ${this.id} was already started`);
+    this.state_ = "running";
+    const { store, workflows } = this.deps;
     await store.registerWorker({
       id: this.id,
       state: "running",
@@ -108,15 +134,35 @@ export class Worker {
       concurrency: this.options.concurrency,
     });
     await store.registerWorkflows(
-      [...this.deps.workflows.values()].map(({ name, version }) => ({ name, version })),
+      [...workflows.values()].map(({ name, version }) => ({ name, version })),
     );
+    if (this.options.http) {
+      this.management = new ManagementServer(
+        {
+          ready: () => this.lifecycle.ready && this.state_ === "running",
+          drain: (reason) => void this.shutdownAndExit(reason),
+        },
+        this.options.http,
+      );
+      await this.management.listen();
+      // Registered first, so it closes last: probes keep answering until the very end.
+      this.lifecycle.addCloseable({
+        name: "management server",
+        close: () => this.management?.close(),
+      });
+    }
     this.leases.start();
     this.unsubscribeWake = store.onWake(() => this.wakeup.notify());
-    if (this.options.handleSignals) this.removeSignals = installStopSignals(this, this.log);
+    if (this.options.handleSignals) {
+      this.removeSignals = installWorkerSignals({
+        first: (signal) => void this.shutdownAndExit(signal),
+        again: (signal) => this.lifecycle.escalate(`second ${signal}`),
+      });
+    }
     this.deps.onState?.(this, "running");
     this.loop = this.claimLoop();
     this.log.info(
-      { concurrency: this.options.concurrency, workflows: [...this.deps.workflows.keys()] },
+      { concurrency: this.options.concurrency, workflows: [...workflows.keys()] },
       "worker started",
     );
   }
@@ -127,19 +173,28 @@ export class Worker {
   }
 
   /**
-   * Graceful stop: claim nothing more, hand each run off at its next step boundary (a
-   * step in flight finishes first), release leases, mark the worker stopped. Idempotent:
-   * every call returns the same promise.
+   * Graceful stop through every shutdown phase; resolves with the report. The process
+   * is left running (a signal or `POST /drain` also exits it). Idempotent: every call
+   * returns the same promise.
    */
   stop(reason = "stop() called"): Promise<ShutdownReport> {
-    this.stopping ??= this.drain(reason);
+    this.stopping ??= this.lifecycle.stop(reason).then((report) => ({
+      ...report,
+      workerId: this.id,
+      runs: this.tally ?? emptyTally(),
+    }));
     return this.stopping;
+  }
+
+  private shutdownAndExit(reason: string): Promise<ShutdownReport> {
+    this.exitWhenStopped = true;
+    return this.stop(reason);
   }
 
   private async claimLoop(): Promise<void> {
     const { store, workflows } = this.deps;
     const names = [...workflows.keys()];
-    while (this.lifecycle === "running") {
+    while (this.state_ === "running") {
       const free = this.options.concurrency - this.runs.size;
       if (free > 0) {
         const claimStartedAt = Date.now();
@@ -158,8 +213,9 @@ export class Worker {
   private launch(run: ClaimedRun, claimStartedAt: number): void {
     const workflow = this.deps.workflows.get(run.workflow);
     const lease = { runId: run.id, fence: run.fence, workerId: this.id };
-    const active = new ActiveRun(lease, claimStartedAt + this.options.leaseMs);
-    if (this.lifecycle !== "running") active.requestHandoff();
+    const active = new ActiveRun(lease, claimStartedAt + this.options.leaseMs, run.workflow);
+    // A claim that raced with the start of shutdown goes the way of the runs already held.
+    if (this.stepDeadline !== undefined) this.beginShutdownOf(active, this.stepDeadline);
     this.runs.set(run.id, active);
     this.log.debug({ runId: run.id, fence: run.fence, takeover: run.takeover }, "claimed run");
     const execution = (async () => {
@@ -173,6 +229,7 @@ export class Worker {
           active,
           log: this.log,
           maxPayloadBytes: this.deps.maxPayloadBytes,
+          durations: this.durations,
         });
       } catch (error) {
         // The store failed under us; the lease will expire and another worker resumes the run.
@@ -183,15 +240,17 @@ export class Worker {
         active.loseLease(new LeaseLostError(`run ${run.id}: ${String(error)}`, { cause: error }));
         outcome = { kind: "lease-lost" };
       }
-      this.settle(run.id, outcome);
+      this.settle(active, outcome);
     })();
     this.executions.add(execution);
     void execution.finally(() => this.executions.delete(execution));
   }
 
-  private settle(runId: string, outcome: RunOutcome): void {
-    this.runs.delete(runId);
-    if (this.drainTally) {
+  private settle(active: ActiveRun, outcome: RunOutcome): void {
+    active.dispose();
+    if (this.runs.get(active.lease.runId) !== active) return; // already force-released at finalize
+    this.runs.delete(active.lease.runId);
+    if (this.tally) {
       const key = (
         {
           completed: "completed",
@@ -201,42 +260,120 @@ export class Worker {
           "lease-lost": "leaseLost",
         } as const
       )[outcome.kind];
-      this.drainTally[key] += 1;
+      this.tally[key] += 1;
     }
     if (outcome.kind === "sleeping")
       setTimeout(() => this.wakeup.notify(), outcome.delayMs).unref();
     this.wakeup.notify();
   }
 
-  private async drain(reason: string): Promise<ShutdownReport> {
-    const startedAt = Date.now();
-    const inFlight = this.runs.size;
-    this.drainTally = { completed: 0, handedOff: 0, failed: 0, sleeping: 0, leaseLost: 0 };
-    const wasRunning = this.lifecycle === "running";
-    this.lifecycle = "draining";
+  private attachShutdownPhases(): void {
+    const lc = this.lifecycle;
+    const mark = (phase: string) => (this.phaseStarts[phase] = Date.now());
+    lc.on("notReady", "worker: stop claiming", async (ctx) => {
+      mark("notReady");
+      await this.stopClaiming(ctx);
+    });
+    lc.on("stopIntake", "worker: claim loop", async () => {
+      mark("stopIntake");
+      await this.loop;
+    });
+    lc.on("drain", "worker: drain runs", async (ctx) => {
+      mark("drain");
+      await this.drainRuns(ctx);
+    });
+    lc.on("finalize", "worker: release leases", async (ctx) => {
+      mark("finalize");
+      await this.releaseLeftovers(ctx);
+    });
+  }
+
+  /**
+   * notReady: claim nothing more, at once, and put every run on its shutdown course
+   * (`checkpoint`: no new step starts, hand off at the next boundary; `drain`: go on while
+   * steps fit before the step deadline); then mark the worker row draining.
+   */
+  private async stopClaiming(ctx: PhaseContext): Promise<void> {
+    this.tally ??= { ...emptyTally(), inFlight: this.runs.size };
+    const wasRunning = this.state_ === "running";
+    this.state_ = "draining";
     this.wakeup.notify();
-    for (const run of this.runs.values()) run.requestHandoff();
+    const phases = this.lifecycle.plan.phases;
+    const notReady = phases.find((p) => p.name === "notReady")!;
+    const drain = phases.find((p) => p.name === "drain")!;
+    const shutdownStartedAt = ctx.deadline - notReady.deadlineMs;
+    this.stepDeadline = stepDeadlineWithin(shutdownStartedAt + drain.deadlineMs, drain.budgetMs);
+    for (const run of this.runs.values()) this.beginShutdownOf(run, this.stepDeadline);
     if (wasRunning) await this.deps.store.setWorkerState(this.id, "draining");
-    await this.loop;
-    while (this.executions.size > 0) await Promise.allSettled([...this.executions]);
+  }
+
+  private beginShutdownOf(run: ActiveRun, stepDeadline: number): void {
+    run.beginShutdown(
+      this.deps.workflows.get(run.workflow)?.onShutdown ?? "checkpoint",
+      stepDeadline,
+    );
+  }
+
+  /** drain: waits until no run is left on this worker, or the drain deadline. */
+  private async drainRuns(ctx: PhaseContext): Promise<void> {
+    await Promise.race([
+      (async () => {
+        while (this.executions.size > 0) await Promise.allSettled([...this.executions]);
+      })(),
+      new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true })),
+    ]);
+    ctx.report("runs", this.tally);
+  }
+
+  /**
+   * finalize: a run still executing (a step that ignored its abort) is handed off anyway,
+   * fenced, and aborted locally so it writes nothing more; then the leases and the
+   * worker row are closed and the report is stored.
+   */
+  private async releaseLeftovers(ctx: PhaseContext): Promise<void> {
+    const tally = (this.tally ??= { ...emptyTally(), inFlight: this.runs.size });
+    for (const run of [...this.runs.values()]) {
+      this.runs.delete(run.lease.runId);
+      run.loseLease(
+        new LeaseLostError(
+          `run ${run.lease.runId}: handed off at finalize while a step was still running`,
+        ),
+      );
+      const released = await this.deps.store.releaseRun(run.lease, "handoff").catch(() => false);
+      if (released) tally.failedToCheckpoint += 1;
+      else tally.leaseLost += 1;
+    }
     await this.leases.stop();
     this.unsubscribeWake?.();
     this.removeSignals?.();
-    this.lifecycle = "stopped";
-    const report: ShutdownReport = {
-      workerId: this.id,
-      reason,
-      startedAt,
-      durationMs: Date.now() - startedAt,
-      inFlight,
-      ...this.drainTally,
-    };
-    if (wasRunning) {
+    this.state_ = "stopped";
+    ctx.report("runs", tally);
+    if (this.loop) {
       await this.deps.store.setWorkerState(this.id, "stopped");
-      await this.deps.store.saveShutdownReport(this.id, JSON.stringify(report));
+      await this.deps.store.saveShutdownReport(this.id, JSON.stringify(this.storedReport(tally)));
     }
     this.deps.onState?.(this, "stopped");
-    this.log.info(report, "worker stopped");
-    return report;
+    this.log.info({ runs: tally }, "worker stopped");
+  }
+
+  private storedReport(tally: DrainTally) {
+    const starts = this.phaseStarts;
+    const now = Date.now();
+    const span = (from: string, to: string | undefined) =>
+      starts[from] === undefined
+        ? undefined
+        : (to === undefined ? now : (starts[to] ?? now)) - starts[from];
+    return {
+      workerId: this.id,
+      startedAt: starts.notReady,
+      phasesMs: {
+        notReadyAndPreStop: span("notReady", "stopIntake"),
+        stopIntake: span("stopIntake", "drain"),
+        drain: span("drain", "finalize"),
+        finalize: span("finalize", undefined),
+      },
+      runs: tally,
+      exitCode: tally.failedToCheckpoint > 0 ? 1 : 0,
+    };
   }
 }

@@ -43,6 +43,13 @@ export class NonDeterminismError extends BatonError {}
  */
 export class LeaseLostError extends BatonError {}
 
+/**
+ * The reason a step's `signal` aborts when its worker is shutting down and the step
+ * deadline has passed. The step may save progress; the run is handed off and the
+ * interrupted attempt does not count against its retries.
+ */
+export class StepDeadlineError extends BatonError {}
+
 /** Bad input refused at the door: unknown workflow, a value that is not JSON, a payload too large. */
 export class ValidationError extends BatonError {}
 
@@ -60,6 +67,7 @@ const knownErrors: Record<string, new (message: string) => Error> = {
   RetryableError,
   NonDeterminismError,
   LeaseLostError,
+  StepDeadlineError,
   ValidationError,
   ConfigError,
   CancelledError,

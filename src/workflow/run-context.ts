@@ -14,6 +14,7 @@ import { backoffDelay, resolveRetryPolicy, type ResolvedRetryPolicy } from "./re
 import { decodeJson, encodeJson } from "./serialize.js";
 import type { JournalKind } from "../store/store.js";
 import type { StepContext, StepFunction, StepOptions, WorkflowContext } from "./types.js";
+import type { StepDurations } from "../worker/step-durations.js";
 
 /** What the worker lets a run see of its own state. */
 export interface RunControl {
@@ -21,6 +22,12 @@ export interface RunControl {
   readonly signal: AbortSignal;
   /** Aborted when the worker wants the run handed off at its next step boundary. */
   readonly handoffSignal: AbortSignal;
+  /** Aborted at the step deadline of a shutdown: steps in flight must stop (and may save progress). */
+  readonly deadlineSignal: AbortSignal;
+  /** The step deadline, epoch ms, once the worker is shutting down. */
+  readonly deadline: number | undefined;
+  /** True once the worker is shutting down: no step that would outlast `deadline` may start. */
+  readonly draining: boolean;
   /** Throws a LeaseLostError when the worker can no longer trust its lease (self-fencing). */
   assertLeaseValid(): void;
   /** Aborts `signal` with this error: the run is no longer ours. */
@@ -35,6 +42,9 @@ export type RunContextDeps = {
   log: Logger;
   maxPayloadBytes: number;
   workflowRetry: ResolvedRetryPolicy;
+  workflowName: string;
+  /** Recent step durations: recorded here, read by drain-aware dispatch. */
+  durations: StepDurations;
 };
 
 /**
@@ -76,7 +86,7 @@ export class RunContext implements WorkflowContext {
     if (recorded?.status === "completed") return decodeJson<T>(recorded.output);
     if (recorded?.status === "failed")
       throw deserializeError(JSON.parse(recorded.error ?? "{}") as SerializedError);
-    this.beforeNewWork();
+    this.beforeNewWork(name, options.expectedMs);
     const policy = options.retry
       ? resolveRetryPolicy(options.retry, `step "${name}" of run ${this.runId}`)
       : this.deps.workflowRetry;
@@ -122,7 +132,8 @@ export class RunContext implements WorkflowContext {
     for (;;) {
       const attempt = failedAttempts + 1;
       const startedAt = Date.now();
-      const stepSignal = new LazyStepSignal(this.signal);
+      const stepSignal = new LazyStepSignal([this.signal, this.deps.control.deadlineSignal]);
+      const control = this.deps.control;
       const s: StepContext<Progress> = {
         runId: this.runId,
         name,
@@ -130,7 +141,9 @@ export class RunContext implements WorkflowContext {
         get signal() {
           return stepSignal.signal;
         },
-        deadline: undefined,
+        get deadline() {
+          return control.deadline;
+        },
         get progress() {
           return progress;
         },
@@ -154,6 +167,8 @@ export class RunContext implements WorkflowContext {
       } catch (error) {
         this.throwIfHalted();
         if (this.signal.aborted) this.halt({ kind: "lease-lost", error: this.leaseLost() });
+        // Stopped by a shutdown's step deadline: an interruption, not a failed attempt.
+        if (control.deadlineSignal.aborted) this.halt({ kind: "handoff" });
         failedAttempts = attempt;
         const final = isTerminal(error) || failedAttempts >= policy.maxAttempts;
         const stored = JSON.stringify(serializeError(error));
@@ -203,6 +218,7 @@ export class RunContext implements WorkflowContext {
         attempts: attempt,
         startedAt,
       });
+      this.deps.durations.record(this.deps.workflowName, name, Date.now() - startedAt);
       return decodeJson<T>(output);
     }
   }
@@ -223,8 +239,12 @@ export class RunContext implements WorkflowContext {
     return recorded;
   }
 
-  /** Checks made before anything new starts: ownership, self-fencing, a requested handoff. */
-  private beforeNewWork(): void {
+  /**
+   * Checks made before anything new starts: ownership, self-fencing, a requested handoff,
+   * and, on a draining worker, whether the step is expected to finish before its deadline
+   * (`expectedMs`, else the step's learned p95); if not, the run is handed off instead.
+   */
+  private beforeNewWork(step?: string, expectedMs?: number): void {
     if (this.signal.aborted) this.halt({ kind: "lease-lost", error: this.leaseLost() });
     try {
       this.deps.control.assertLeaseValid();
@@ -235,7 +255,14 @@ export class RunContext implements WorkflowContext {
       }
       throw error;
     }
-    if (this.deps.control.handoffSignal.aborted) this.halt({ kind: "handoff" });
+    const control = this.deps.control;
+    if (control.handoffSignal.aborted || control.deadlineSignal.aborted)
+      this.halt({ kind: "handoff" });
+    if (control.draining && control.deadline !== undefined && step !== undefined) {
+      const expected = expectedMs ?? this.deps.durations.p95(this.deps.workflowName, step);
+      if (expected !== undefined && expected > control.deadline - Date.now())
+        this.halt({ kind: "handoff" });
+    }
   }
 
   private async waitBeforeRetry(delayMs: number): Promise<void> {
@@ -285,24 +312,32 @@ export class RunContext implements WorkflowContext {
 
 /**
  * A step's abort signal, made only when the step reads it (most steps never do, and an
- * AbortController per step is measurable on the hot path). It follows the run's signal.
+ * AbortController per step is measurable on the hot path). It aborts with the run's signal
+ * (lease lost, cancelled) or at a shutdown's step deadline, whichever comes first.
  */
 class LazyStepSignal {
   private controller: AbortController | undefined;
-  private readonly follow = () => this.controller?.abort(this.runSignal.reason);
+  private readonly followers: Array<[AbortSignal, () => void]> = [];
 
-  constructor(private readonly runSignal: AbortSignal) {}
+  constructor(private readonly sources: readonly AbortSignal[]) {}
 
   get signal(): AbortSignal {
     if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.runSignal.aborted) this.controller.abort(this.runSignal.reason);
-      else this.runSignal.addEventListener("abort", this.follow, { once: true });
+      const controller = (this.controller = new AbortController());
+      for (const source of this.sources) {
+        if (source.aborted) {
+          controller.abort(source.reason);
+          break;
+        }
+        const follow = () => controller.abort(source.reason);
+        source.addEventListener("abort", follow, { once: true });
+        this.followers.push([source, follow]);
+      }
     }
     return this.controller.signal;
   }
 
   dispose(): void {
-    if (this.controller) this.runSignal.removeEventListener("abort", this.follow);
+    for (const [source, follow] of this.followers) source.removeEventListener("abort", follow);
   }
 }

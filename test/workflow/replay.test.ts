@@ -124,7 +124,8 @@ describe("replay", () => {
     const stopping = first.stop();
     release();
     const report = await stopping;
-    expect(report).toMatchObject({ inFlight: 1, handedOff: 1, completed: 0 });
+    expect(report.runs).toMatchObject({ inFlight: 1, handedOff: 1, completed: 0 });
+    expect(report.exitCode).toBe(0);
     expect((await run.status()).status).toBe("queued");
     await t.startWorker();
     expect(await run.result()).toBe("done");

@@ -1,0 +1,207 @@
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { Baton, type RunDetails } from "../../src/index.js";
+import type { WorkerProcess } from "../../src/demo/worker-process.js";
+import { drainer, patient, steps, stubborn } from "../fixtures/workflows.js";
+import { readExecLog } from "../support/exec-log.js";
+import { tempDir } from "../support/temp-dir.js";
+import { waitFor } from "../support/wait-for.js";
+import { workerProcesses } from "../support/worker-processes.js";
+
+// graceMs 8000 leaves a drain phase of 1.9 s with the default phase budgets; the step
+// deadline falls 380 ms before its end.
+const GRACE_MS = 8_000;
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup() {
+  const dir = tempDir();
+  const store = `sqlite:${join(dir.path, "baton.db")}`;
+  const baton = await Baton.open({ store, workflows: [steps, drainer, patient, stubborn] });
+  const workers = workerProcesses(store, dir.path);
+  cleanups.push(
+    () => dir.remove(),
+    () => baton.close(),
+    () => workers.killAll(),
+  );
+  const start = () => workers.start({ graceMs: GRACE_MS, leaseMs: 2_000, concurrency: 20 });
+  const all = async () =>
+    Promise.all((await baton.list({ limit: 1000 })).map(async (r) => (await baton.get(r.id))!));
+  return { baton, workers, start, all, log: () => readExecLog(workers.logPath) };
+}
+
+/** Sends `signal` and resolves with the exit code and how long the exit took. */
+async function terminate(worker: WorkerProcess, signal: NodeJS.Signals = "SIGTERM") {
+  const sentAt = Date.now();
+  worker.child.kill(signal);
+  const code = await worker.exited;
+  return { code, tookMs: Date.now() - sentAt, sentAt };
+}
+
+const kinds = (run: RunDetails) => run.events.map((e) => e.kind);
+
+function expectNoStepRanTwice(log: ReturnType<typeof readExecLog>) {
+  const starts = log.filter((l) => l.chunk === undefined).map((l) => `${l.run}/${l.step}`);
+  expect(starts.length).toBe(new Set(starts).size);
+}
+
+describe("graceful shutdown of a worker process", () => {
+  it("checkpoint mode: SIGTERM hands every run off at a step boundary, another worker resumes it, exit 0 within the budget", async () => {
+    const { baton, start, all, log } = await setup();
+    const a = await start();
+    for (let i = 0; i < 6; i++)
+      await baton.start(steps, { steps: 12, stepMs: 150 }, { id: `cp-${i}` });
+    await waitFor(async () => (await all()).every((r) => r.steps.length >= 1));
+    const b = await start();
+    const { code, tookMs, sentAt } = await terminate(a);
+    expect(code).toBe(0);
+    expect(tookMs).toBeLessThan(GRACE_MS);
+    // No run is left running under the stopped worker.
+    expect(
+      (await baton.list({ status: "running" })).filter((r) => r.leaseOwner === a.workerId),
+    ).toEqual([]);
+    // Claims stopped at once: a run started now goes to the other worker.
+    const late = await baton.start(steps, { steps: 1, stepMs: 1 }, { id: "late" });
+    await late.result({ timeoutMs: 10_000 });
+    await waitFor(async () => (await all()).every((r) => r.status === "completed"), 15_000);
+    const runs = await all();
+    for (const run of runs) {
+      expect(run.status).toBe("completed");
+      expect(
+        run.events.some((e) => e.kind === "claimed" && e.workerId === a.workerId && e.at > sentAt),
+      ).toBe(false);
+      expect(run.steps.every((s) => s.attempts === 1)).toBe(true); // interruptions are not attempts
+    }
+    for (const run of runs.filter((r) => r.id !== "late")) {
+      expect(run.interruptions).toBe(1);
+      expect(kinds(run)).toEqual(["created", "claimed", "handoff", "claimed", "completed"]);
+      expect(run.events[3]!.workerId).toBe(b.workerId);
+    }
+    expectNoStepRanTwice(log());
+    const report = JSON.parse((await baton.store.latestShutdownReport(a.workerId))!.report) as {
+      runs: { inFlight: number; handedOff: number; failedToCheckpoint: number };
+      exitCode: number;
+    };
+    expect(report.runs).toMatchObject({ inFlight: 6, handedOff: 6, failedToCheckpoint: 0 });
+    expect(report.exitCode).toBe(0);
+    expect((await baton.store.listWorkers()).find((w) => w.id === a.workerId)?.state).toBe(
+      "stopped",
+    );
+  });
+
+  it("drain mode: runs that fit finish on the stopping worker; one that cannot is handed off before the deadline", async () => {
+    const { baton, start, all, log } = await setup();
+    const a = await start();
+    await baton.start(drainer, { steps: 3, stepMs: 150 }, { id: "short-1" });
+    await baton.start(drainer, { steps: 3, stepMs: 150 }, { id: "short-2" });
+    await baton.start(drainer, { steps: 30, stepMs: 150 }, { id: "long" });
+    await waitFor(async () => (await all()).every((r) => r.steps.length >= 1));
+    await start();
+    const { code } = await terminate(a);
+    expect(code).toBe(0);
+    await (
+      await baton.start(drainer, { steps: 0, stepMs: 0 }, { id: "probe" })
+    ).result({ timeoutMs: 10_000 });
+    await waitFor(async () => (await baton.get("long"))!.status === "completed", 15_000);
+    const byId = Object.fromEntries((await all()).map((r) => [r.id, r]));
+    for (const id of ["short-1", "short-2"]) {
+      expect(kinds(byId[id]!)).toEqual(["created", "claimed", "completed"]);
+      expect(byId[id]!.events[1]!.workerId).toBe(a.workerId);
+    }
+    const long = byId.long!;
+    expect(kinds(long)).toEqual(["created", "claimed", "handoff", "claimed", "completed"]);
+    // It kept going during the drain: more steps than the two done before SIGTERM ran on A.
+    const onA = long.steps.filter((s) => s.workerId === a.workerId).length;
+    expect(onA).toBeGreaterThan(3);
+    expect(onA).toBeLessThan(30);
+    expectNoStepRanTwice(log());
+  });
+
+  it("a long step sees its signal abort at the step deadline, saves progress, and resumes elsewhere without losing an attempt", async () => {
+    const { baton, start, log } = await setup();
+    const a = await start();
+    const run = await baton.start(patient, { chunks: 40, chunkMs: 100 }, { id: "patient" });
+    await waitFor(() => log().filter((l) => l.chunk !== undefined).length >= 3);
+    const b = await start();
+    const { code } = await terminate(a);
+    expect(code).toBe(0);
+    expect(await run.result({ timeoutMs: 20_000 })).toEqual({ chunks: 40, attempt: 1 });
+    const chunks = log().filter((l) => l.chunk !== undefined);
+    const onA = chunks.filter((l) => l.pid === a.pid).map((l) => l.chunk!);
+    const onB = chunks.filter((l) => l.pid === b.pid).map((l) => l.chunk!);
+    // A worked until the step deadline (well past the SIGTERM), B picked up where it stopped.
+    expect(onA.length).toBeGreaterThan(5);
+    expect(onB[0]).toBe(onA.length);
+    expect([...onA, ...onB]).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    const details = (await baton.get("patient"))!;
+    expect(details.steps[0]).toMatchObject({ status: "completed", attempts: 1 });
+    expect(details.interruptions).toBe(1);
+  });
+
+  it("a step that ignores its abort: the worker still exits before the grace period, code 1, the run released and resumed", async () => {
+    const { baton, start } = await setup();
+    const a = await start();
+    await baton.start(stubborn, { ms: 60_000 }, { id: "stubborn" });
+    await waitFor(async () => (await baton.get("stubborn"))!.status === "running");
+    await new Promise((r) => setTimeout(r, 100));
+    const b = await start();
+    const { code, tookMs } = await terminate(a);
+    expect(code).toBe(1);
+    expect(tookMs).toBeLessThan(GRACE_MS);
+    await waitFor(async () =>
+      (await baton.get("stubborn"))!.events.some(
+        (e) => e.kind === "claimed" && e.workerId === b.workerId,
+      ),
+    );
+    const report = JSON.parse((await baton.store.latestShutdownReport(a.workerId))!.report) as {
+      runs: { failedToCheckpoint: number };
+      exitCode: number;
+    };
+    expect(report.runs.failedToCheckpoint).toBe(1);
+    expect(report.exitCode).toBe(1);
+  });
+
+  it("a second SIGTERM skips to finalize", async () => {
+    const { baton, start } = await setup();
+    const a = await start();
+    await baton.start(stubborn, { ms: 60_000 }, { id: "stubborn" });
+    await waitFor(async () => (await baton.get("stubborn"))!.status === "running");
+    a.child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 200));
+    const { code, tookMs } = await terminate(a);
+    expect(code).toBe(1);
+    // Well before the drain deadline (about 6 s after the first signal).
+    expect(tookMs).toBeLessThan(3_000);
+    expect((await baton.get("stubborn"))!.status).toBe("queued");
+  });
+
+  it("POST /drain shuts down like SIGTERM; /readyz answers 503 from the start of shutdown", async () => {
+    const { baton, start, all } = await setup();
+    const a = await start();
+    const url = (path: string) => `http://127.0.0.1:${a.httpPort}${path}`;
+    expect((await fetch(url("/readyz"))).status).toBe(200);
+    for (let i = 0; i < 3; i++)
+      await baton.start(steps, { steps: 12, stepMs: 150 }, { id: `d-${i}` });
+    await waitFor(async () => (await all()).every((r) => r.steps.length >= 1));
+    await start();
+    expect((await fetch(url("/drain"), { method: "POST" })).status).toBe(202);
+    expect((await fetch(url("/readyz"))).status).toBe(503);
+    expect((await fetch(url("/drain"), { method: "POST" })).status).toBe(202); // idempotent
+    expect(await a.exited).toBe(0);
+    await waitFor(async () => (await all()).every((r) => r.status === "completed"), 15_000);
+    for (const run of await all()) expect(kinds(run)).toContain("handoff");
+  });
+
+  it("SIGTERM: /readyz is 503 at once", async () => {
+    const { start } = await setup();
+    const a = await start();
+    a.child.kill("SIGTERM");
+    const ready = await fetch(`http://127.0.0.1:${a.httpPort}/readyz`).catch(() => undefined);
+    // Either the first answer after the signal is 503, or the server is already gone.
+    if (ready) expect(ready.status).toBe(503);
+    expect(await a.exited).toBe(0);
+  });
+});
