@@ -14,7 +14,10 @@ import { Worker, type WorkerLifecycleState } from "./worker/worker.js";
 import type { WorkerOptions } from "./worker/worker-options.js";
 
 export type BatonOptions = {
-  /** A store URL (`sqlite:PATH`) or a store. (Default: `BATON_STORE`, else `sqlite:baton.db`) */
+  /**
+   * A store URL (`sqlite:PATH`, `postgres://…`) or a store.
+   * (Default: `BATON_STORE`, else `sqlite:baton.db`)
+   */
   store?: string | Store;
   /** The workflows this process can start and run. */
   workflows?: readonly Workflow<never, unknown>[];

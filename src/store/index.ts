@@ -6,3 +6,5 @@ export {
   type SqliteStoreOptions,
   type SqliteSynchronous,
 } from "./sqlite/sqlite-store.js";
+export { PostgresStore } from "./postgres/postgres-store.js";
+export { parsePostgresUrl, type PostgresStoreOptions } from "./postgres/postgres-options.js";

@@ -1,6 +1,8 @@
 import { ConfigError } from "../workflow/errors.js";
 import type { Store } from "./store.js";
 import { SqliteStore, type SqliteSynchronous } from "./sqlite/sqlite-store.js";
+import { PostgresStore } from "./postgres/postgres-store.js";
+import { parsePostgresUrl } from "./postgres/postgres-options.js";
 
 /** The store used when neither an option nor `BATON_STORE` names one. */
 export const DEFAULT_STORE_URL = "sqlite:baton.db";
@@ -8,8 +10,11 @@ export const DEFAULT_STORE_URL = "sqlite:baton.db";
 const SQLITE_OPTIONS = new Set(["synchronous"]);
 
 /**
- * Opens the store a URL names: `sqlite:PATH[?synchronous=full|normal]` (PATH may be
- * `:memory:` for a single process). The schema is migrated on open.
+ * Opens the store a URL names:
+ * - `sqlite:PATH[?synchronous=full|normal]` (PATH may be `:memory:` for a single process);
+ *   migrated on open;
+ * - `postgres://user:pass@host:port/db[?schema=baton&pool=10]`; connects and migrates on
+ *   first use (see docs/postgres.md).
  */
 export function openStore(url: string): Store {
   if (typeof url !== "string" || url.trim() === "") {
@@ -19,12 +24,12 @@ export function openStore(url: string): Store {
   }
   if (url.startsWith("sqlite:")) return openSqlite(url);
   if (/^postgres(ql)?:\/\//.test(url)) {
-    throw new ConfigError(
-      `store URL "${redact(url)}": the PostgreSQL backend is not in this build yet; use "sqlite:PATH"`,
-    );
+    // Connects lazily: nothing is opened until the first call, which migrates the schema.
+    return new PostgresStore(parsePostgresUrl(url));
   }
   throw new ConfigError(
-    `store URL "${redact(url)}" is not one Baton knows; use "sqlite:PATH" (e.g. "${DEFAULT_STORE_URL}")`,
+    `store URL "${redact(url)}" is not one Baton knows; use "sqlite:PATH" (e.g. "${DEFAULT_STORE_URL}") ` +
+      `or "postgres://user@host:5432/db"`,
   );
 }
 

@@ -1,0 +1,145 @@
+import pg from "pg";
+import type { JournalEntry, RunEvent, RunRecord, WorkerRecord } from "../store.js";
+
+/**
+ * Row shapes as `pg` returns them (with {@link pgTypes}: bigint columns as numbers), and
+ * their mapping to the store's records.
+ */
+
+const parseBigint = (value: string): number => Number(value);
+
+/**
+ * Type parsers for this store's pool only (the global `pg.types` is left alone for the
+ * application): `bigint` — epoch milliseconds, fences, counts — becomes a number. Epoch
+ * milliseconds stay exact up to 2^53 (the year 287396).
+ */
+export const pgTypes: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: "text" | "binary"): ((value: string) => unknown) =>
+    oid === (pg.types.builtins.INT8 as number) && format !== "binary"
+      ? parseBigint
+      : (pg.types.getTypeParser(oid, format) as (
+          value: string,
+        ) => unknown)) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+export type RunRow = {
+  id: string;
+  workflow: string;
+  version: number;
+  status: string;
+  input: string | null;
+  output: string | null;
+  error: string | null;
+  priority: number;
+  fence: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  available_at: number;
+  interruptions: number;
+  resumed: boolean;
+  created_at: number;
+  updated_at: number;
+  completed_at: number | null;
+};
+
+export function toRun(row: RunRow): RunRecord {
+  return {
+    id: row.id,
+    workflow: row.workflow,
+    version: row.version,
+    status: row.status as RunRecord["status"],
+    input: row.input,
+    output: row.output,
+    error: row.error,
+    priority: row.priority,
+    fence: row.fence,
+    leaseOwner: row.lease_owner,
+    leaseExpiresAt: row.lease_expires_at,
+    availableAt: row.available_at,
+    interruptions: row.interruptions,
+    resumed: row.resumed,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    completedAt: row.completed_at,
+  };
+}
+
+export type StepRow = {
+  run_id: string;
+  seq: number;
+  name: string;
+  kind: string;
+  status: string;
+  output: string | null;
+  error: string | null;
+  progress: string | null;
+  attempts: number;
+  fence: number;
+  worker_id: string;
+  started_at: number | null;
+  updated_at: number;
+};
+
+export function toJournalEntry(row: StepRow): JournalEntry {
+  return {
+    runId: row.run_id,
+    seq: row.seq,
+    name: row.name,
+    kind: row.kind as JournalEntry["kind"],
+    status: row.status as JournalEntry["status"],
+    output: row.output,
+    error: row.error,
+    progress: row.progress,
+    attempts: row.attempts,
+    fence: row.fence,
+    workerId: row.worker_id,
+    startedAt: row.started_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export type WorkerRow = {
+  id: string;
+  state: string;
+  host: string;
+  pid: number;
+  concurrency: number;
+  started_at: number;
+  heartbeat_at: number;
+  stopped_at: number | null;
+};
+
+export function toWorker(row: WorkerRow): WorkerRecord {
+  return {
+    id: row.id,
+    state: row.state as WorkerRecord["state"],
+    host: row.host,
+    pid: row.pid,
+    concurrency: row.concurrency,
+    startedAt: row.started_at,
+    heartbeatAt: row.heartbeat_at,
+    stoppedAt: row.stopped_at,
+  };
+}
+
+export type EventRow = {
+  id: number;
+  run_id: string;
+  kind: string;
+  at: number;
+  worker_id: string | null;
+  fence: number | null;
+  detail: string | null;
+};
+
+export function toEvent(row: EventRow): RunEvent {
+  return {
+    id: row.id,
+    runId: row.run_id,
+    kind: row.kind as RunEvent["kind"],
+    at: row.at,
+    workerId: row.worker_id,
+    fence: row.fence,
+    detail: row.detail,
+  };
+}

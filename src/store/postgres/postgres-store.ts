@@ -1,0 +1,395 @@
+import pg from "pg";
+import type {
+  ClaimedRun,
+  JournalEntry,
+  Lease,
+  NewRun,
+  ReleaseReason,
+  RunEvent,
+  RunListFilter,
+  RunRecord,
+  RunStatus,
+  ShutdownRecord,
+  StepWrite,
+  Store,
+  StoreCapabilities,
+  WorkerRecord,
+  WorkerState,
+} from "../store.js";
+import { applyPostgresMigrations } from "./postgres-migrate.js";
+import {
+  redactPostgresUrl,
+  resolvePostgresOptions,
+  type PostgresStoreOptions,
+  type ResolvedPostgresOptions,
+} from "./postgres-options.js";
+import { classifyFailure, withPooledClient, type Replay } from "./postgres-retry.js";
+import {
+  pgTypes,
+  toEvent,
+  toJournalEntry,
+  toRun,
+  toWorker,
+  type EventRow,
+  type RunRow,
+  type StepRow,
+  type WorkerRow,
+} from "./postgres-rows.js";
+import { postgresStatements, wakeChannel, type PostgresStatements } from "./postgres-sql.js";
+import { WakeListener } from "./postgres-wake.js";
+
+type ClaimedRow = RunRow & { takeover: boolean };
+
+/**
+ * The multi-machine backend: PostgreSQL through a bounded `pg` pool. Claims lock their
+ * candidates with `FOR UPDATE SKIP LOCKED`, every lease and availability time is computed
+ * on the database clock (machines with skewed clocks cannot break ownership), and new work
+ * wakes other workers with NOTIFY on a channel of the schema.
+ *
+ * The store connects lazily: the constructor opens nothing, and the first call applies
+ * the migrations (once per process; concurrent processes serialise on an advisory lock).
+ *
+ * Retries after a transient connection error (a restart, a failover) are bounded by
+ * `retryForMs` and follow the statement's {@link Replay} class: reads and idempotent writes
+ * are re-sent; a fenced write is re-sent and, if the re-send is refused, the store checks
+ * whether the first try had in fact committed (its event row, or the journal entry, is
+ * there with this owner's fence) before answering; claims and appends are re-sent only
+ * when nothing reached the server.
+ */
+export class PostgresStore implements Store {
+  readonly capabilities: StoreCapabilities = {
+    clock: "database",
+    wake: "notify",
+    multiMachine: true,
+  };
+  readonly description: string;
+  readonly options: ResolvedPostgresOptions;
+  /** The pool; exposed for diagnostics and tests. */
+  readonly pool: pg.Pool;
+  private readonly sql: PostgresStatements;
+  private readonly wake: WakeListener;
+  private migrated: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: PostgresStoreOptions) {
+    this.options = resolvePostgresOptions(options);
+    const { connectionString, schema, poolSize, connectTimeoutMs } = this.options;
+    this.description = `${redactPostgresUrl(connectionString)} (schema ${schema})`;
+    const clientConfig: pg.ClientConfig = {
+      connectionString,
+      types: pgTypes,
+      connectionTimeoutMillis: connectTimeoutMs,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      // Shown in pg_stat_activity; an `application_name` in the URL wins.
+      application_name: "baton",
+    };
+    this.pool = new pg.Pool({ ...clientConfig, max: poolSize, idleTimeoutMillis: 30_000 });
+    // An idle connection that the server closes (a restart) is reported here; the pool
+    // drops it and opens another on demand. Without a handler it would crash the process.
+    this.pool.on("error", () => undefined);
+    this.sql = postgresStatements(schema);
+    // The LISTEN connection's health check must fail rather than hang on a dead network.
+    const listenConfig = { ...clientConfig, query_timeout: 5_000 };
+    this.wake = new WakeListener(() => new pg.Client(listenConfig), wakeChannel(schema));
+  }
+
+  // runs
+
+  async createRun(run: NewRun): Promise<{ run: RunRecord; created: boolean }> {
+    const values = [run.id, run.workflow, run.version, run.input, run.priority];
+    const inserted = await this.query<RunRow>(this.sql.createRun, values, "idempotent");
+    const row = inserted.rows[0];
+    if (row) return { run: toRun(row), created: true };
+    // A retry after a lost answer may land here for a run this call did create.
+    const existing = await this.query<RunRow>(this.sql.getRun, [run.id], "idempotent");
+    return { run: toRun(existing.rows[0]!), created: false };
+  }
+
+  async getRun(id: string): Promise<RunRecord | undefined> {
+    const { rows } = await this.query<RunRow>(this.sql.getRun, [id], "idempotent");
+    return rows[0] && toRun(rows[0]);
+  }
+
+  async listRuns(filter: RunListFilter = {}): Promise<RunRecord[]> {
+    const values = [filter.status, filter.workflow, filter.before, filter.limit ?? 100];
+    const { rows } = await this.query<RunRow>(this.sql.listRuns, values, "idempotent");
+    return rows.map(toRun);
+  }
+
+  async countRuns(): Promise<Partial<Record<RunStatus, number>>> {
+    const { rows } = await this.query<{ status: RunStatus; n: number }>(
+      this.sql.countRuns,
+      [],
+      "idempotent",
+    );
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  async cancelRun(id: string): Promise<RunRecord | undefined> {
+    const { rows, ambiguous } = await this.query<RunRow>(this.sql.cancelRun, [id], "fenced");
+    if (rows[0]) return toRun(rows[0]);
+    if (!ambiguous) return undefined;
+    // The first try may have cancelled it before its answer was lost.
+    const run = await this.getRun(id);
+    return run?.status === "cancelled" ? run : undefined;
+  }
+
+  // leases
+
+  async claimRuns(
+    workerId: string,
+    workflows: readonly string[],
+    limit: number,
+    leaseMs: number,
+  ): Promise<ClaimedRun[]> {
+    if (limit <= 0 || workflows.length === 0) return [];
+    const values = [workerId, workflows, limit, leaseMs];
+    const { rows } = await this.query<ClaimedRow>(this.sql.claimRuns, values, "once");
+    return rows.map((row) => ({ ...toRun(row), takeover: row.takeover }));
+  }
+
+  async renewLeases(
+    workerId: string,
+    leases: readonly Lease[],
+    leaseMs: number,
+  ): Promise<Array<{ runId: string; fence: number }>> {
+    const values = [workerId, leases.map((l) => l.runId), leases.map((l) => l.fence), leaseMs];
+    // Retrying past a third of the lease would keep the worker from self-fencing in time.
+    const budget = Math.min(this.options.retryForMs, Math.floor(leaseMs / 3));
+    const { rows } = await this.query<{ id: string; fence: number }>(
+      this.sql.renewLeases,
+      values,
+      "idempotent",
+      budget,
+    );
+    return rows.map((r) => ({ runId: r.id, fence: r.fence }));
+  }
+
+  completeRun(lease: Lease, output: string | null): Promise<boolean> {
+    return this.finish(lease, "completed", output, null);
+  }
+
+  failRun(lease: Lease, error: string): Promise<boolean> {
+    return this.finish(lease, "failed", null, error);
+  }
+
+  async releaseRun(lease: Lease, reason: ReleaseReason, delayMs = 0): Promise<boolean> {
+    const { runId, fence, workerId } = lease;
+    if (reason === "retry") {
+      const result = await this.query(this.sql.requeue, [runId, fence, delayMs], "fenced");
+      if (result.rowCount === 1) return true;
+      if (!result.ambiguous) return false;
+      // No event marks a retry; the run itself tells, unless another worker claimed it since.
+      const run = await this.getRun(runId);
+      return run?.status === "queued" && run.fence === fence;
+    }
+    const statement = reason === "handoff" ? this.sql.handoff : this.sql.sleep;
+    const result = await this.query(statement, [runId, fence, workerId, delayMs], "fenced");
+    if (result.rowCount === 1) return true;
+    return result.ambiguous && this.hasEvent(lease, reason === "handoff" ? "handoff" : "sleeping");
+  }
+
+  // journal
+
+  async loadJournal(runId: string): Promise<JournalEntry[]> {
+    const { rows } = await this.query<StepRow>(this.sql.loadJournal, [runId], "idempotent");
+    return rows.map(toJournalEntry);
+  }
+
+  async writeStep(lease: Lease, write: StepWrite): Promise<boolean> {
+    const values = [
+      lease.runId,
+      lease.fence,
+      lease.workerId,
+      write.seq,
+      write.name,
+      write.kind,
+      write.status,
+      write.output ?? null,
+      write.error ?? null,
+      write.progress ?? null,
+      write.attempts,
+      write.startedAt ?? null,
+    ];
+    const result = await this.query(this.sql.writeStep, values, "fenced");
+    if (result.rowCount === 1) return true;
+    if (!result.ambiguous) return false;
+    // Refused on the re-send: the entry matches this write if the first try committed it.
+    const { rows } = await this.query<StepRow>(
+      this.sql.getStep,
+      [lease.runId, write.seq],
+      "idempotent",
+    );
+    const entry = rows[0];
+    return (
+      entry !== undefined &&
+      entry.fence === lease.fence &&
+      entry.worker_id === lease.workerId &&
+      entry.name === write.name &&
+      entry.status === write.status &&
+      entry.attempts === write.attempts
+    );
+  }
+
+  // workers
+
+  async registerWorker(
+    worker: Omit<WorkerRecord, "startedAt" | "heartbeatAt" | "stoppedAt">,
+  ): Promise<void> {
+    const values = [worker.id, worker.state, worker.host, worker.pid, worker.concurrency];
+    await this.query(this.sql.registerWorker, values, "idempotent");
+  }
+
+  async setWorkerState(workerId: string, state: WorkerState): Promise<void> {
+    await this.query(this.sql.setWorkerState, [workerId, state], "idempotent");
+  }
+
+  async listWorkers(): Promise<WorkerRecord[]> {
+    const { rows } = await this.query<WorkerRow>(this.sql.listWorkers, [], "idempotent");
+    return rows.map(toWorker);
+  }
+
+  async registerWorkflows(
+    workflows: ReadonlyArray<{ name: string; version: number }>,
+  ): Promise<void> {
+    // One row per name (an upsert may not touch a row twice), the newest version winning.
+    const newest = new Map<string, number>();
+    for (const w of workflows)
+      newest.set(w.name, Math.max(w.version, newest.get(w.name) ?? w.version));
+    if (newest.size === 0) return;
+    const values = [[...newest.keys()], [...newest.values()]];
+    await this.query(this.sql.registerWorkflows, values, "idempotent");
+  }
+
+  async listWorkflows(): Promise<Array<{ name: string; version: number }>> {
+    const { rows } = await this.query<{ name: string; version: number }>(
+      this.sql.listWorkflows,
+      [],
+      "idempotent",
+    );
+    return rows;
+  }
+
+  // events
+
+  async appendEvent(event: Omit<RunEvent, "id" | "at">): Promise<void> {
+    const values = [event.runId, event.kind, event.workerId, event.fence, event.detail];
+    await this.query(this.sql.appendEvent, values, "once");
+  }
+
+  async listEvents(runId: string): Promise<RunEvent[]> {
+    const { rows } = await this.query<EventRow>(this.sql.listEvents, [runId], "idempotent");
+    return rows.map(toEvent);
+  }
+
+  // shutdown reports
+
+  async saveShutdownReport(workerId: string, report: string): Promise<void> {
+    await this.query(this.sql.saveShutdown, [workerId, report], "once");
+  }
+
+  async latestShutdownReport(workerId: string): Promise<ShutdownRecord | undefined> {
+    const { rows } = await this.query<{ worker_id: string; at: number; report: string }>(
+      this.sql.latestShutdown,
+      [workerId],
+      "idempotent",
+    );
+    const row = rows[0];
+    return row && { workerId: row.worker_id, at: row.at, report: row.report };
+  }
+
+  // wake-ups and time
+
+  onWake(listener: () => void): () => void {
+    return this.wake.add(listener);
+  }
+
+  /** How many times the LISTEN connection was (re)established; for tests and diagnostics. */
+  get wakeConnections(): number {
+    return this.wake.connections;
+  }
+
+  async now(): Promise<number> {
+    const { rows } = await this.query<{ now: number }>(this.sql.now, [], "idempotent");
+    return rows[0]!.now;
+  }
+
+  /** Ends the LISTEN connection and the pool, after the statements in flight. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.wake.close();
+      await this.migrated?.catch(() => undefined);
+      await this.pool.end();
+    })();
+    return this.closing;
+  }
+
+  /** Applies the migrations before the first statement; retried on the next call if it failed. */
+  ready(): Promise<void> {
+    this.migrated ??= this.withClient((client) =>
+      applyPostgresMigrations(client, this.options.schema),
+    ).catch((error: unknown) => {
+      this.migrated = undefined;
+      throw error;
+    });
+    return this.migrated;
+  }
+
+  private async finish(
+    lease: Lease,
+    status: "completed" | "failed",
+    output: string | null,
+    error: string | null,
+  ): Promise<boolean> {
+    const values = [lease.runId, lease.fence, status, output, error, lease.workerId];
+    const result = await this.query(this.sql.finishRun, values, "fenced");
+    if (result.rowCount === 1) return true;
+    return result.ambiguous && this.hasEvent(lease, status);
+  }
+
+  /** Whether the owner's own state change committed: its event row has this lease's fence. */
+  private async hasEvent(lease: Lease, kind: RunEvent["kind"]): Promise<boolean> {
+    const values = [lease.runId, kind, lease.fence, lease.workerId];
+    const { rowCount } = await this.query(this.sql.findEvent, values, "idempotent");
+    return rowCount === 1;
+  }
+
+  /**
+   * Runs one statement on a pooled connection, retrying transient failures for up to
+   * `budgetMs` as its {@link Replay} class allows. `ambiguous` is true when an earlier try
+   * may have committed (its answer was lost).
+   */
+  private async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values: unknown[],
+    replay: Replay,
+    budgetMs = this.options.retryForMs,
+  ): Promise<pg.QueryResult<R> & { ambiguous: boolean }> {
+    await this.ready();
+    let ambiguous = false;
+    const result = await this.withClient(
+      async (client) => {
+        try {
+          return await client.query<R>(text, values);
+        } catch (error) {
+          if (classifyFailure(error, false) === "unknown") ambiguous = true;
+          throw error;
+        }
+      },
+      replay,
+      budgetMs,
+    );
+    return Object.assign(result, { ambiguous });
+  }
+
+  /** Checks a connection out for `use`, with the retry policy described on the class. */
+  private withClient<T>(
+    use: (client: pg.PoolClient) => Promise<T>,
+    replay: Replay = "idempotent",
+    budgetMs = this.options.retryForMs,
+  ): Promise<T> {
+    if (this.closing) return Promise.reject(new Error(`the store ${this.description} is closed`));
+    return withPooledClient(this.pool, use, { replay, budgetMs, stop: () => !!this.closing });
+  }
+}
