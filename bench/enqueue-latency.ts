@@ -45,7 +45,7 @@ export async function measureEnqueueLatency(mode: "in-process" | "cross-process"
       const enqueuedAt = performance.timeOrigin + performance.now();
       const run = await baton.start(ping, null, { id: `ping-${i}` });
       const startedAt = await run.result();
-      latencies.push((startedAt) - enqueuedAt);
+      latencies.push(startedAt - enqueuedAt);
     }
   } finally {
     await worker?.stop();
