@@ -17,6 +17,7 @@ import type {
   WorkerState,
 } from "../store.js";
 import { applySqliteMigrations } from "./sqlite-migrate.js";
+import { GroupCommit } from "./group-commit.js";
 import {
   toEvent,
   toJournalEntry,
@@ -66,6 +67,8 @@ export class SqliteStore implements Store {
   private wakeTimer: NodeJS.Timeout | undefined;
   private lastDataVersion = 0;
   private readonly sql: ReturnType<typeof prepareStatements>;
+  /** Owner writes (steps, releases, endings) share commits; see GroupCommit. */
+  private readonly commits: GroupCommit;
 
   constructor(options: SqliteStoreOptions) {
     this.description = `sqlite:${options.path}`;
@@ -76,6 +79,7 @@ export class SqliteStore implements Store {
     this.db.pragma("foreign_keys = ON");
     applySqliteMigrations(this.db);
     this.sql = prepareStatements(this.db, options.fencing ?? true);
+    this.commits = new GroupCommit(this.db, process.env.BATON_GROUP_COMMIT !== "0");
   }
 
   // runs
@@ -191,8 +195,12 @@ export class SqliteStore implements Store {
   }
 
   releaseRun(lease: Lease, reason: ReleaseReason, delayMs = 0): Promise<boolean> {
+    return this.commits.write(() => this.release(lease, reason, delayMs));
+  }
+
+  private release(lease: Lease, reason: ReleaseReason, delayMs: number): boolean {
     const now = Date.now();
-    const ok = this.db.transaction(() => {
+    return this.db.transaction(() => {
       const params = { id: lease.runId, fence: lease.fence, now, availableAt: now + delayMs };
       const statement =
         reason === "handoff"
@@ -213,7 +221,6 @@ export class SqliteStore implements Store {
       }
       return true;
     })();
-    return Promise.resolve(ok);
   }
 
   // journal
@@ -224,6 +231,10 @@ export class SqliteStore implements Store {
   }
 
   writeStep(lease: Lease, write: StepWrite): Promise<boolean> {
+    return this.commits.write(() => this.applyStepWrite(lease, write));
+  }
+
+  private applyStepWrite(lease: Lease, write: StepWrite): boolean {
     const changes = this.sql.writeStep.run({
       runId: lease.runId,
       fence: lease.fence,
@@ -239,7 +250,7 @@ export class SqliteStore implements Store {
       startedAt: write.startedAt ?? null,
       now: Date.now(),
     }).changes;
-    return Promise.resolve(changes === 1);
+    return changes === 1;
   }
 
   // workers
@@ -321,7 +332,10 @@ export class SqliteStore implements Store {
   close(): Promise<void> {
     this.stopWakeTimer();
     this.listeners.clear();
-    if (this.db.open) this.db.close();
+    if (this.db.open) {
+      this.commits.flush();
+      this.db.close();
+    }
     return Promise.resolve();
   }
 
@@ -348,14 +362,15 @@ export class SqliteStore implements Store {
     output: string | null,
     error: string | null,
   ): Promise<boolean> {
-    const now = Date.now();
-    const ok = this.db.transaction(() => {
-      const params = { id: lease.runId, fence: lease.fence, status, output, error, now };
-      if (this.sql.finishRun.run(params).changes !== 1) return false;
-      this.event(lease.runId, status, now, lease.workerId, lease.fence, null);
-      return true;
-    })();
-    return Promise.resolve(ok);
+    return this.commits.write(() => {
+      const now = Date.now();
+      return this.db.transaction(() => {
+        const params = { id: lease.runId, fence: lease.fence, status, output, error, now };
+        if (this.sql.finishRun.run(params).changes !== 1) return false;
+        this.event(lease.runId, status, now, lease.workerId, lease.fence, null);
+        return true;
+      })();
+    });
   }
 
   private event(
