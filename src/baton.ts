@@ -159,12 +159,17 @@ export class Baton {
 
   /**
    * Cancels a run that has not ended. A worker executing it sees its lease lost at its
-   * next write or heartbeat: its `signal` aborts and it starts no further step. A run
-   * that has already ended is returned unchanged.
+   * next write or heartbeat: its `signal` aborts and it starts no further step. With
+   * `compensate`, the run turns `compensating` instead, and a worker undoes its completed
+   * steps in reverse order (status `compensated` at the end). A run that has already ended
+   * is returned unchanged.
    */
-  async cancel(id: string): Promise<RunSummary> {
-    const cancelled = await this.store.cancelRun(id);
-    if (cancelled) return toRunSummary(cancelled);
+  async cancel(id: string, options: { compensate?: boolean } = {}): Promise<RunSummary> {
+    const cancelled = await this.store.cancelRun(id, options);
+    if (cancelled) {
+      if (options.compensate) for (const worker of this.workers) worker.wake();
+      return toRunSummary(cancelled);
+    }
     const run = await this.store.getRun(id);
     if (!run) throw new ValidationError(`run ${id} does not exist`);
     return toRunSummary(run);

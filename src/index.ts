@@ -18,6 +18,12 @@ export { RunHandle, type ResultOptions } from "./run-handle.js";
 export type { RunDetails, RunSummary, StepView } from "./run-view.js";
 export { defineWorkflow, isWorkflow } from "./workflow/define-workflow.js";
 export type {
+  Compensate,
+  CompensationContext,
+  EffectCheck,
+  EffectContext,
+  EffectOptions,
+  EffectSpec,
   OnShutdown,
   StepContext,
   StepFunction,
@@ -31,6 +37,7 @@ export type { RetryPolicy } from "./workflow/retry.js";
 export {
   BatonError,
   CancelledError,
+  CompensationFailedError,
   ConfigError,
   LeaseLostError,
   NonDeterminismError,

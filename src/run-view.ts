@@ -30,6 +30,8 @@ export type StepView = {
   error: SerializedError | undefined;
   progress: unknown;
   attempts: number;
+  /** Effects and compensations: the key the external system dedupes on. */
+  idempotencyKey: string | null;
   fence: number;
   workerId: string;
   startedAt: number | null;
@@ -68,6 +70,7 @@ export function toStepView(entry: JournalEntry): StepView {
     error: entry.error === null ? undefined : (JSON.parse(entry.error) as SerializedError),
     progress: decodeJson(entry.progress),
     attempts: entry.attempts,
+    idempotencyKey: entry.idempotencyKey,
     fence: entry.fence,
     workerId: entry.workerId,
     startedAt: entry.startedAt,

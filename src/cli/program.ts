@@ -179,10 +179,11 @@ export function buildProgram(): Command {
     .command("cancel")
     .description("cancel a run that has not ended")
     .argument("<id>", "run id")
-    .action(async (id: string, _options: unknown, command: Command) => {
+    .option("--compensate", "undo its completed steps (their compensations, in reverse order)")
+    .action(async (id: string, options: { compensate?: boolean }, command: Command) => {
       const baton = await Baton.open({ store: storeOf(command) });
       try {
-        const run = await baton.cancel(id);
+        const run = await baton.cancel(id, { compensate: options.compensate === true });
         console.log(JSON.stringify({ id: run.id, status: run.status }));
       } finally {
         await baton.close();

@@ -7,7 +7,7 @@
  * between machines cannot break ownership. Durations are passed as milliseconds.
  *
  * Every write made on behalf of a run's owner carries a {@link Lease}; the store
- * applies it only while the run is `running` with that exact fence, and reports
+ * applies it only while the run is `running` (or `compensating`) with that exact fence, and reports
  * `false` otherwise (a stale writer). Payloads are JSON text, encoded by the caller.
  */
 
@@ -70,8 +70,19 @@ export type ClaimedRun = RunRecord & {
   takeover: boolean;
 };
 
-export type JournalKind = "step" | "sleep";
-export type JournalStatus = "running" | "retrying" | "completed" | "failed";
+/**
+ * `step`: `ctx.step`; `sleep`: a durable timer; `effect`: `ctx.effect` (outbox);
+ * `compensation`: the undo of the step at `seq - COMPENSATION_SEQ_BASE`.
+ */
+export type JournalKind = "step" | "sleep" | "effect" | "compensation";
+/**
+ * `pending`: an effect's (or compensation's) intent is recorded and its call may have
+ * happened (an unknown outcome if the worker died here).
+ */
+export type JournalStatus = "pending" | "running" | "retrying" | "completed" | "failed";
+
+/** Compensations are journaled at this offset plus the sequence of the step they undo. */
+export const COMPENSATION_SEQ_BASE = 1_000_000_000;
 
 /** One record of a run's journal, at sequence `seq`. */
 export type JournalEntry = {
@@ -89,6 +100,8 @@ export type JournalEntry = {
   progress: string | null;
   /** Attempts that ended (failed or completed). */
   attempts: number;
+  /** For effects and compensations: the key the external system dedupes on. */
+  idempotencyKey: string | null;
   fence: number;
   workerId: string;
   startedAt: number | null;
@@ -104,6 +117,7 @@ export type StepWrite = {
   error?: string | null;
   progress?: string | null;
   attempts: number;
+  idempotencyKey?: string | null;
   startedAt?: number | null;
 };
 
@@ -137,7 +151,11 @@ export type RunEventKind =
   | "completed"
   | "failed"
   | "cancelled"
-  | "lease-lost";
+  | "lease-lost"
+  | "compensating"
+  | "compensated"
+  | "abandoned"
+  | "effect-resolved";
 
 export type RunEvent = {
   id: number;
@@ -151,7 +169,10 @@ export type RunEvent = {
 
 export type ShutdownRecord = { workerId: string; at: number; report: string };
 
-export type ReleaseReason = "handoff" | "sleep" | "retry";
+export type ReleaseReason = "handoff" | "sleep" | "retry" | "compensate";
+
+/** Runs of `workflow` handed off or orphaned for longer than `abandonAfterMs` are compensated. */
+export type AbandonRule = { workflow: string; abandonAfterMs: number };
 
 /** What a backend can do; the worker reads these instead of testing the dialect. */
 export type StoreCapabilities = {
@@ -174,14 +195,21 @@ export interface Store {
   getRun(id: string): Promise<RunRecord | undefined>;
   listRuns(filter?: RunListFilter): Promise<RunRecord[]>;
   countRuns(): Promise<Partial<Record<RunStatus, number>>>;
-  /** Cancels a run that is not terminal: status `cancelled`, lease cleared, fence bumped. */
-  cancelRun(id: string): Promise<RunRecord | undefined>;
+  /**
+   * Cancels a run that has not ended: lease cleared, fence bumped (its owner's next write
+   * is refused), status `cancelled` — or, with `compensate`, `compensating`, for any worker
+   * to claim and undo what the run did.
+   */
+  cancelRun(id: string, options?: { compensate?: boolean }): Promise<RunRecord | undefined>;
+  /** Runs that match a rule become `compensating` (fence bumped); returns their ids. */
+  reapAbandoned(rules: readonly AbandonRule[]): Promise<string[]>;
 
   // leases
   /**
    * Claims up to `limit` runs of the given workflows: queued/sleeping runs whose time has
-   * come, and running runs whose lease expired. Order: priority, then resumed runs, then
-   * age. Bumps each run's fence and sets the lease to `leaseMs` from now.
+   * come, `compensating` runs nobody holds, and running or compensating runs whose lease
+   * expired. Order: priority, then resumed runs, then age. Bumps each run's fence and sets
+   * the lease to `leaseMs` from now. A compensating run stays `compensating`.
    */
   claimRuns(
     workerId: string,
@@ -203,9 +231,14 @@ export interface Store {
   completeRun(lease: Lease, output: string | null): Promise<boolean>;
   /** Ends the run as `failed` with its error. Fenced. */
   failRun(lease: Lease, error: string): Promise<boolean>;
+  /** The run cannot go forward: `compensating`, keeping the lease and recording why. Fenced. */
+  beginCompensation(lease: Lease, error: string | null): Promise<boolean>;
+  /** Every compensation ran: `compensated`, keeping the recorded reason. Fenced. */
+  markCompensated(lease: Lease): Promise<boolean>;
   /**
    * Gives the run up without ending it. `handoff`: queued, resumed first, interruptions+1.
-   * `sleep`: sleeping until `delayMs` from now. `retry`: queued after `delayMs`. Fenced.
+   * `sleep`: sleeping until `delayMs` from now. `retry`: queued after `delayMs`.
+   * `compensate`: `compensating`, for another worker to undo. Fenced.
    */
   releaseRun(lease: Lease, reason: ReleaseReason, delayMs?: number): Promise<boolean>;
 

@@ -8,6 +8,10 @@ export type DrainTally = {
   completed: number;
   /** Handed off at a step boundary, for another worker to resume at once. */
   handedOff: number;
+  /** Handed over for another worker to compensate (mode `compensate`, or a compensation in progress). */
+  toCompensate: number;
+  /** Compensated during the drain. */
+  compensated: number;
   /** Still in a step at finalize (the step ignored its abort): released anyway, fenced. */
   failedToCheckpoint: number;
   /** Failed during the drain (by their own errors, not by the shutdown). */
@@ -26,6 +30,8 @@ export function emptyTally(): DrainTally {
     inFlight: 0,
     completed: 0,
     handedOff: 0,
+    toCompensate: 0,
+    compensated: 0,
     failedToCheckpoint: 0,
     failed: 0,
     sleeping: 0,

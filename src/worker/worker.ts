@@ -26,6 +26,9 @@ import {
 } from "./shutdown-report.js";
 import { installWorkerSignals } from "./worker-signals.js";
 
+/** How often a worker looks for abandoned runs of workflows with `abandonAfterMs`. */
+const REAP_INTERVAL_MS = 1_000;
+
 /**
  * A worker's lifecycle:
  * - `idle`: made, not started; claims nothing.
@@ -194,7 +197,23 @@ export class Worker {
   private async claimLoop(): Promise<void> {
     const { store, workflows } = this.deps;
     const names = [...workflows.keys()];
+    const abandonRules = [...workflows.values()].flatMap((w) =>
+      w.abandonAfterMs === undefined
+        ? []
+        : [{ workflow: w.name, abandonAfterMs: w.abandonAfterMs }],
+    );
+    let reapedAt = 0;
     while (this.state_ === "running") {
+      // Before claiming, so a run past abandonAfterMs is compensated rather than resumed.
+      if (abandonRules.length > 0 && Date.now() - reapedAt >= REAP_INTERVAL_MS) {
+        reapedAt = Date.now();
+        await store.reapAbandoned(abandonRules).then(
+          (ids) =>
+            ids.length > 0 &&
+            this.log.warn({ runs: ids }, "abandoned runs marked for compensation"),
+          (error: unknown) => this.log.error({ err: error }, "abandonment check failed"),
+        );
+      }
       const free = this.options.concurrency - this.runs.size;
       if (free > 0) {
         const claimStartedAt = Date.now();
@@ -255,7 +274,9 @@ export class Worker {
         {
           completed: "completed",
           failed: "failed",
+          compensated: "compensated",
           "handed-off": "handedOff",
+          "to-compensate": "toCompensate",
           sleeping: "sleeping",
           "lease-lost": "leaseLost",
         } as const

@@ -30,12 +30,19 @@ export function defineWorkflow<I, O>(
   if (typeof fn !== "function")
     throw new ConfigError(`workflow "${options.name}" needs a function`);
   if (options.retry) resolveRetryPolicy(options.retry, `workflow "${options.name}"`);
+  const abandonAfterMs = options.abandonAfterMs;
+  if (abandonAfterMs !== undefined && !(Number.isInteger(abandonAfterMs) && abandonAfterMs > 0)) {
+    throw new ConfigError(
+      `workflow "${options.name}": abandonAfterMs ${String(abandonAfterMs)} must be a positive whole number of milliseconds, or left out`,
+    );
+  }
   return Object.freeze({
     kind: "baton.workflow",
     name: options.name,
     version,
     onShutdown,
     retry: options.retry,
+    abandonAfterMs,
     fn,
   });
 }

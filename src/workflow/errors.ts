@@ -56,6 +56,13 @@ export class ValidationError extends BatonError {}
 /** Invalid configuration: a malformed store URL, an option out of range, a missing module. */
 export class ConfigError extends BatonError {}
 
+/**
+ * A compensation kept failing after its retries. The run is parked (status `failed`,
+ * journal intact) for a person to look at; the compensations before it have run, the ones
+ * after it have not.
+ */
+export class CompensationFailedError extends BatonError {}
+
 /** The run was cancelled; `run.result()` rejects with this. */
 export class CancelledError extends BatonError {}
 
@@ -71,6 +78,7 @@ const knownErrors: Record<string, new (message: string) => Error> = {
   ValidationError,
   ConfigError,
   CancelledError,
+  CompensationFailedError,
 };
 
 export function serializeError(error: unknown): SerializedError {

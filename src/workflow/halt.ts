@@ -7,9 +7,11 @@ import type { LeaseLostError, NonDeterminismError } from "./errors.js";
  * - `sleep`: a durable timer; release the run until it is due.
  * - `lease-lost`: another owner, a cancel, or self-fencing; write nothing more.
  * - `park`: the code no longer matches the journal; fail the run, keep the journal.
+ * - `collected`: replaying to collect compensations reached the first unrecorded step.
  */
 export type Halt =
   | { kind: "handoff" }
+  | { kind: "collected" }
   | { kind: "sleep"; delayMs: number }
   | { kind: "lease-lost"; error: LeaseLostError }
   | { kind: "park"; error: NonDeterminismError };

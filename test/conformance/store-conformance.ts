@@ -396,6 +396,178 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
       });
     });
 
+    describe("effects and compensation", () => {
+      it("keeps an effect's idempotency key and its pending intent", async () => {
+        await store.createRun(newRun("r"));
+        const { lease } = await claimOne();
+        const intent = {
+          seq: 0,
+          name: "pay",
+          kind: "effect" as const,
+          attempts: 0,
+          idempotencyKey: "r:0:pay",
+        };
+        expect(await store.writeStep(lease, { ...intent, status: "pending" })).toBe(true);
+        expect((await store.loadJournal("r"))[0]).toMatchObject({
+          kind: "effect",
+          status: "pending",
+          idempotencyKey: "r:0:pay",
+        });
+        expect(
+          await store.writeStep(lease, {
+            ...intent,
+            status: "completed",
+            output: "1",
+            attempts: 1,
+            idempotencyKey: null,
+          }),
+        ).toBe(true);
+        expect((await store.loadJournal("r"))[0]).toMatchObject({
+          status: "completed",
+          idempotencyKey: "r:0:pay",
+        });
+      });
+
+      it("moves a failing run to compensating under its lease, then to compensated, keeping the reason", async () => {
+        await store.createRun(newRun("r"));
+        const { lease } = await claimOne();
+        expect(
+          await store.beginCompensation(lease, '{"name":"TerminalError","message":"no"}'),
+        ).toBe(true);
+        expect(await store.getRun("r")).toMatchObject({
+          status: "compensating",
+          leaseOwner: "w1",
+          fence: 1,
+        });
+        // Still this owner's: journal writes and renewals go on.
+        expect(
+          await store.writeStep(lease, {
+            seq: 1_000_000_000,
+            name: "undo",
+            kind: "compensation",
+            status: "completed",
+            attempts: 1,
+          }),
+        ).toBe(true);
+        expect(await store.renewLeases("w1", [lease], 10_000)).toEqual([{ runId: "r", fence: 1 }]);
+        expect(await store.markCompensated(lease)).toBe(true);
+        expect(await store.getRun("r")).toMatchObject({
+          status: "compensated",
+          leaseOwner: null,
+          error: '{"name":"TerminalError","message":"no"}',
+        });
+        expect((await store.listEvents("r")).map((e) => e.kind)).toEqual([
+          "created",
+          "claimed",
+          "compensating",
+          "compensated",
+        ]);
+        expect(await store.markCompensated(lease)).toBe(false);
+      });
+
+      it("cancels with compensation: the run waits, unowned, for any worker to undo it", async () => {
+        await store.createRun(newRun("r"));
+        const { lease } = await claimOne();
+        const cancelled = await store.cancelRun("r", { compensate: true });
+        expect(cancelled).toMatchObject({
+          status: "compensating",
+          leaseOwner: null,
+          fence: 2,
+          completedAt: null,
+        });
+        expect(JSON.parse(cancelled!.error!)).toMatchObject({ name: "CancelledError" });
+        expect(
+          await store.writeStep(lease, {
+            seq: 0,
+            name: "a",
+            kind: "step",
+            status: "completed",
+            attempts: 1,
+          }),
+        ).toBe(false);
+        const [claimed] = await store.claimRuns("w2", [WF], 1, 10_000);
+        expect(claimed).toMatchObject({
+          id: "r",
+          status: "compensating",
+          fence: 3,
+          takeover: false,
+          leaseOwner: "w2",
+        });
+        expect(await store.cancelRun("r", { compensate: true })).toBeUndefined(); // already compensating
+        expect((await store.listEvents("r")).map((e) => e.kind)).toEqual([
+          "created",
+          "claimed",
+          "cancelled",
+          "compensating",
+          "claimed",
+        ]);
+      });
+
+      it("hands a run over for compensation, and takes over a compensating run whose lease expired", async () => {
+        await store.createRun(newRun("r"));
+        const { lease } = await claimOne("w1");
+        expect(await store.releaseRun(lease, "compensate")).toBe(true);
+        expect(await store.getRun("r")).toMatchObject({ status: "compensating", leaseOwner: null });
+        // The worker that gave it up can no longer write to it.
+        expect(
+          await store.writeStep(lease, {
+            seq: 0,
+            name: "a",
+            kind: "step",
+            status: "completed",
+            attempts: 1,
+          }),
+        ).toBe(false);
+        expect(await store.markCompensated(lease)).toBe(false);
+        const [first] = await store.claimRuns("w2", [WF], 1, 50);
+        expect(first).toMatchObject({ status: "compensating", takeover: false });
+        // An owner that stops in the middle of compensating hands the run back, still compensating.
+        const firstLease = { runId: "r", fence: first!.fence, workerId: "w2" };
+        expect(await store.releaseRun(firstLease, "compensate")).toBe(true);
+        expect(await store.getRun("r")).toMatchObject({ status: "compensating", leaseOwner: null });
+        const [again] = await store.claimRuns("w2", [WF], 1, 50);
+        expect(again).toMatchObject({ status: "compensating", fence: first!.fence + 1 });
+        await sleep(100);
+        const [second] = await store.claimRuns("w3", [WF], 1, 10_000);
+        expect(second).toMatchObject({
+          id: "r",
+          status: "compensating",
+          takeover: true,
+          fence: again!.fence + 1,
+        });
+      });
+
+      it("reaps runs handed off or orphaned past abandonAfterMs, and only those", async () => {
+        for (const id of ["handed", "orphan", "fresh", "queued", "other"]) {
+          await store.createRun(newRun(id, id === "other" ? { workflow: "other" } : {}));
+        }
+        const claimed = await store.claimRuns("w1", [WF, "other"], 10, 40);
+        const lease = (id: string) => ({
+          runId: id,
+          fence: claimed.find((r) => r.id === id)!.fence,
+          workerId: "w1",
+        });
+        await store.releaseRun(lease("handed"), "handoff");
+        await store.releaseRun(lease("queued"), "retry", 60_000);
+        await sleep(150);
+        await store.renewLeases("w1", [lease("fresh")], 10_000);
+        const reaped = await store.reapAbandoned([{ workflow: WF, abandonAfterMs: 100 }]);
+        // "queued" waits for a retry delay: it has not been claimable that long.
+        expect(reaped.sort()).toEqual(["handed", "orphan"]);
+        expect((await store.getRun("orphan"))!).toMatchObject({
+          status: "compensating",
+          leaseOwner: null,
+        });
+        expect(JSON.parse((await store.getRun("handed"))!.error!)).toMatchObject({
+          name: "AbandonedError",
+        });
+        expect((await store.getRun("fresh"))!.status).toBe("running");
+        expect((await store.getRun("other"))!.status).toBe("running");
+        expect((await store.listEvents("orphan")).map((e) => e.kind)).toContain("abandoned");
+        expect(await store.reapAbandoned([])).toEqual([]);
+      });
+    });
+
     describe("workers, workflows, events, shutdown reports", () => {
       it("registers workers and moves them through their states", async () => {
         await store.registerWorker({

@@ -17,10 +17,24 @@ export type FailureKind = "not-applied" | "unknown" | "fatal";
 
 /**
  * Whether a statement may be sent again after an `unknown` outcome:
- * - `idempotent`: reads, renewals, upserts; applying twice equals applying once.
- * - `fenced`: owner writes. A re-sent fenced write either applies (the first did not) or
- *   is refused (the first did, or the lease moved on); the store then asks the database
- *   which of the two it was, so a lost answer never turns into a false "lease lost".
+ * - `idempotent`: reads, renewals, upserts; applying twice equals applying once. Also
+ *   `reapAbandoned`: a reaped run no longer matches (it is `compensating`), so a second
+ *   pass cannot reap it, bump its fence or log `abandoned` twice; it only reaps runs that
+ *   became abandoned in between, as the next pass would. What a lost answer costs is the
+ *   list: the runs the first try reaped are missing from the ids returned (their
+ *   `abandoned` events record them).
+ * - `fenced`: conditional writes whose refusal is ambiguous after a lost answer. A re-sent
+ *   fenced write either applies (the first did not) or is refused (the first did, or the
+ *   lease moved on); the store then asks the database which of the two it was, so a lost
+ *   answer never turns into a false "lease lost". The owner writes — `writeStep`,
+ *   `completeRun`, `failRun`, `markCompensated` (the finish statement), `beginCompensation`,
+ *   and `releaseRun` for each reason (handoff, sleep, retry, compensate) — each look for
+ *   the first try's trace: the event it wrote with this lease's fence and worker, or the
+ *   journal entry, or (retry) the run still queued at this fence. `beginCompensation` and
+ *   a release for compensation write the same `compensating` event; while the run is still
+ *   at this fence its lease tells which committed (kept, or cleared). `cancelRun` is fenced
+ *   too, on the run's state: it answers with the run if it is `cancelled` (or, with
+ *   compensate, `compensating` with a `compensating` event whose detail is `cancelled`).
  * - `once`: claims and appends; re-sending could claim or append twice, so an `unknown`
  *   failure is thrown. (A claim whose answer was lost leaves its runs leased to a worker
  *   that does not know it; they are taken over when that lease expires.)

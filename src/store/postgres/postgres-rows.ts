@@ -74,6 +74,7 @@ export type StepRow = {
   error: string | null;
   progress: string | null;
   attempts: number;
+  idempotency_key: string | null;
   fence: number;
   worker_id: string;
   started_at: number | null;
@@ -91,6 +92,7 @@ export function toJournalEntry(row: StepRow): JournalEntry {
     error: row.error,
     progress: row.progress,
     attempts: row.attempts,
+    idempotencyKey: row.idempotency_key,
     fence: row.fence,
     workerId: row.worker_id,
     startedAt: row.started_at,

@@ -14,6 +14,15 @@ export const NOW = "(floor(extract(epoch FROM statement_timestamp()) * 1000))::b
 
 const TERMINAL = "('completed','failed','cancelled','compensated')";
 
+/**
+ * A run its owner may still write to: owner writes (journal, renewals, finishing,
+ * releasing) are fenced on this and on the fence. `compensating` runs are live while
+ * owned: their owner journals and renews while it undoes what the run did. One given up
+ * for compensation stays `compensating` but unowned, and no longer takes the old owner's
+ * writes.
+ */
+const LIVE = "status IN ('running','compensating') AND lease_owner IS NOT NULL";
+
 /** The notification channel of a schema: Baton's in another schema never wake these workers. */
 export function wakeChannel(schema: string): string {
   return `${schema}_wake`;
@@ -23,13 +32,13 @@ export function postgresStatements(schema: string) {
   // `schema` is a validated lowercase identifier, safe to quote and to inline.
   const t = (table: string) => `"${schema}".${table}`;
   const notify = (idColumn: string) => `pg_notify('${wakeChannel(schema)}', ${idColumn})`;
-  const released = (set: string, delayParam: string) => `
+  const released = (set: string, delayParam: string, from = LIVE) => `
     UPDATE ${t("runs")} SET ${set}, lease_owner = NULL, lease_expires_at = NULL,
       available_at = ${NOW} + ${delayParam}::bigint, updated_at = ${NOW}
-    WHERE id = $1 AND fence = $2::bigint AND status = 'running'
+    WHERE id = $1 AND fence = $2::bigint AND ${from}
     RETURNING id, fence, updated_at`;
-  const releaseWithEvent = (set: string, kind: string) => `
-    WITH released AS (${released(set, "$4")}),
+  const releaseWithEvent = (set: string, kind: string, from = LIVE) => `
+    WITH released AS (${released(set, "$4", from)}),
     logged AS (
       INSERT INTO ${t("events")} (run_id, kind, at, worker_id, fence)
       SELECT id, '${kind}', updated_at, $3, fence FROM released)
@@ -60,28 +69,87 @@ export function postgresStatements(schema: string) {
       ORDER BY created_at DESC, id DESC
       LIMIT $4::int`,
     countRuns: `SELECT status, count(*) AS n FROM ${t("runs")} GROUP BY status`,
+    /**
+     * $1 run, $2 compensate, $3 reason (the run's error when compensating). Plain: status
+     * `cancelled`, ended. With compensate: `compensating` and unowned, due now, not ended,
+     * for any worker to claim and undo (a run already compensating is left alone); events
+     * `cancelled` then `compensating` (detail `cancelled`), in that order.
+     */
     cancelRun: `
       WITH cancelled AS (
-        UPDATE ${t("runs")} SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
-          fence = fence + 1, completed_at = ${NOW}, updated_at = ${NOW}
+        UPDATE ${t("runs")} SET
+          status = CASE WHEN $2::boolean THEN 'compensating' ELSE 'cancelled' END,
+          error = CASE WHEN $2::boolean THEN $3::text ELSE error END,
+          lease_owner = NULL, lease_expires_at = NULL, fence = fence + 1,
+          available_at = CASE WHEN $2::boolean THEN ${NOW} ELSE available_at END,
+          completed_at = CASE WHEN $2::boolean THEN NULL ELSE ${NOW} END, updated_at = ${NOW}
         WHERE id = $1 AND status NOT IN ${TERMINAL}
+          AND NOT ($2::boolean AND status = 'compensating')
         RETURNING *),
       logged AS (
-        INSERT INTO ${t("events")} (run_id, kind, at, fence)
-        SELECT id, 'cancelled', updated_at, fence FROM cancelled)
+        INSERT INTO ${t("events")} (run_id, kind, at, fence, detail)
+        SELECT c.id, e.kind, c.updated_at, c.fence, e.detail
+        FROM cancelled c
+        CROSS JOIN (VALUES (1, 'cancelled', NULL), (2, 'compensating', 'cancelled'))
+          AS e (n, kind, detail)
+        WHERE e.n = 1 OR $2::boolean
+        ORDER BY e.n)
       SELECT cancelled.*, ${notify("cancelled.id")} AS notified FROM cancelled`,
+    /** Did a cancel with compensation commit? (To settle a retry whose first try was lost.) */
+    findCompensatingCancel: `
+      SELECT 1 FROM ${t("events")}
+      WHERE run_id = $1 AND kind = 'compensating' AND detail = 'cancelled' LIMIT 1`,
+    /**
+     * $1 workflows, $2 abandon-after ms, $3 reasons (one of each per rule, in rule order).
+     * Per rule, a lateral lookup finds the runs of its workflow handed off (`queued`,
+     * resumed, due for longer than abandon-after: index `runs_handed_off`) or orphaned
+     * (`running`, lease expired for longer than that: index `runs_leased`), and locks them
+     * with SKIP LOCKED: the reaper never waits on a worker's row or on another reaper, and
+     * a row it skips is still abandoned at its next pass, unless someone took it up (then
+     * it is no longer abandoned). A run matched by several rules of one workflow is reaped
+     * once, with the first matching rule's reason, as rules applied in order would do.
+     * Reaped runs become `compensating`, unowned, due now, with a new fence, an `abandoned`
+     * event (with that fence) and a wake-up.
+     */
+    reapAbandoned: `
+      WITH rules AS (
+        SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) WITH ORDINALITY
+          AS rule (workflow, after_ms, reason, n)),
+      abandoned AS (
+        SELECT DISTINCT ON (a.id) a.id, rule.reason
+        FROM rules rule
+        CROSS JOIN LATERAL (
+          SELECT id FROM ${t("runs")}
+          WHERE workflow = rule.workflow
+            AND ((status = 'queued' AND resumed AND available_at < ${NOW} - rule.after_ms)
+              OR (status = 'running' AND lease_expires_at < ${NOW} - rule.after_ms))
+          FOR UPDATE SKIP LOCKED) a
+        ORDER BY a.id, rule.n),
+      reaped AS (
+        UPDATE ${t("runs")} r SET status = 'compensating', error = a.reason, lease_owner = NULL,
+          lease_expires_at = NULL, fence = r.fence + 1, available_at = ${NOW}, updated_at = ${NOW}
+        FROM abandoned a
+        WHERE r.id = a.id
+        RETURNING r.id, r.fence, r.updated_at),
+      logged AS (
+        INSERT INTO ${t("events")} (run_id, kind, at, fence)
+        SELECT id, 'abandoned', updated_at, fence FROM reaped)
+      SELECT id, ${notify("id")} AS notified FROM reaped`,
 
     // leases
     /**
-     * $1 worker, $2 workflows, $3 limit, $4 lease ms. Two lookups, each walking its own
+     * $1 worker, $2 workflows, $3 limit, $4 lease ms. Three lookups, each walking its own
      * index in claim order and locking with SKIP LOCKED (concurrent claimers split the
-     * queue instead of waiting on, or sharing, a row): runs that are due, and runs whose
-     * lease expired (these count as resumed). The best `limit` of both are claimed; a
-     * row locked but not chosen is let go at commit, a moment later.
+     * queue instead of waiting on, or sharing, a row): runs that are due, running runs
+     * whose lease expired (these count as resumed), and compensating runs that are
+     * unowned and due or whose lease expired (all count as resumed: work under way, as in
+     * the SQLite backend). The best `limit` of the three are claimed; a row locked but not
+     * chosen is let go at commit, a moment later. A claimed compensating run stays
+     * `compensating`; an expired lease taken over is a `takeover`.
      */
     claimRuns: `
       WITH due AS (
-        SELECT id, status, priority, resumed AS resumed_first, created_at
+        SELECT id, priority, resumed AS resumed_first, created_at, false AS takeover
         FROM ${t("runs")}
         WHERE status IN ('queued','sleeping') AND available_at <= ${NOW}
           AND workflow = ANY ($2::text[])
@@ -89,24 +157,38 @@ export function postgresStatements(schema: string) {
         LIMIT $3::int
         FOR UPDATE SKIP LOCKED),
       expired AS (
-        SELECT id, status, priority, true AS resumed_first, created_at
+        SELECT id, priority, true AS resumed_first, created_at, true AS takeover
         FROM ${t("runs")}
         WHERE status = 'running' AND lease_expires_at < ${NOW}
           AND workflow = ANY ($2::text[])
         ORDER BY priority DESC, created_at, id
         LIMIT $3::int
         FOR UPDATE SKIP LOCKED),
+      compensating AS (
+        SELECT id, priority, true AS resumed_first, created_at,
+          lease_owner IS NOT NULL AS takeover
+        FROM ${t("runs")}
+        WHERE status = 'compensating'
+          AND ((lease_owner IS NULL AND available_at <= ${NOW})
+            OR (lease_owner IS NOT NULL AND lease_expires_at < ${NOW}))
+          AND workflow = ANY ($2::text[])
+        ORDER BY priority DESC, created_at, id
+        LIMIT $3::int
+        FOR UPDATE SKIP LOCKED),
       candidates AS (
-        SELECT * FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) c
+        SELECT * FROM (
+          SELECT * FROM due UNION ALL SELECT * FROM expired UNION ALL SELECT * FROM compensating
+        ) c
         ORDER BY priority DESC, resumed_first DESC, created_at, id
         LIMIT $3::int),
       claimed AS (
-        UPDATE ${t("runs")} r SET status = 'running', lease_owner = $1,
-          lease_expires_at = ${NOW} + $4::bigint, fence = r.fence + 1, resumed = false,
-          updated_at = ${NOW}
+        UPDATE ${t("runs")} r SET
+          status = CASE WHEN r.status = 'compensating' THEN 'compensating' ELSE 'running' END,
+          lease_owner = $1, lease_expires_at = ${NOW} + $4::bigint, fence = r.fence + 1,
+          resumed = false, updated_at = ${NOW}
         FROM candidates c
         WHERE r.id = c.id
-        RETURNING r.*, c.status = 'running' AS takeover, c.resumed_first),
+        RETURNING r.*, c.takeover, c.resumed_first),
       logged AS (
         INSERT INTO ${t("events")} (run_id, kind, at, worker_id, fence)
         SELECT id, CASE WHEN takeover THEN 'takeover' ELSE 'claimed' END, updated_at, $1, fence
@@ -118,28 +200,52 @@ export function postgresStatements(schema: string) {
         UPDATE ${t("workers")} SET heartbeat_at = ${NOW} WHERE id = $1)
       UPDATE ${t("runs")} r SET lease_expires_at = ${NOW} + $4::bigint
       FROM unnest($2::text[], $3::bigint[]) AS held (id, fence)
-      WHERE r.id = held.id AND r.fence = held.fence AND r.lease_owner = $1 AND r.status = 'running'
+      WHERE r.id = held.id AND r.fence = held.fence AND r.lease_owner = $1
+        AND r.status IN ('running','compensating')
       RETURNING r.id, r.fence`,
-    /** $1 run, $2 fence, $3 status (also the event kind), $4 output, $5 error, $6 worker. */
+    /**
+     * $1 run, $2 fence, $3 status (also the event kind), $4 output, $5 error, $6 worker.
+     * A null error keeps the recorded one: a compensated run keeps why it was compensated.
+     */
     finishRun: `
       WITH finished AS (
-        UPDATE ${t("runs")} SET status = $3, output = $4, error = $5, lease_owner = NULL,
-          lease_expires_at = NULL, completed_at = ${NOW}, updated_at = ${NOW}
-        WHERE id = $1 AND fence = $2::bigint AND status = 'running'
+        UPDATE ${t("runs")} SET status = $3, output = $4, error = coalesce($5, error),
+          lease_owner = NULL, lease_expires_at = NULL, completed_at = ${NOW}, updated_at = ${NOW}
+        WHERE id = $1 AND fence = $2::bigint AND ${LIVE}
         RETURNING id, fence, updated_at)
       INSERT INTO ${t("events")} (run_id, kind, at, worker_id, fence)
       SELECT id, $3, updated_at, $6, fence FROM finished`,
+    /**
+     * $1 run, $2 fence, $3 error, $4 worker. From `running` only: `compensating` under the
+     * same lease (the owner goes on to run the compensations), recording why.
+     */
+    beginCompensation: `
+      WITH begun AS (
+        UPDATE ${t("runs")} SET status = 'compensating', error = $3, updated_at = ${NOW}
+        WHERE id = $1 AND fence = $2::bigint AND status = 'running'
+        RETURNING id, fence, updated_at)
+      INSERT INTO ${t("events")} (run_id, kind, at, worker_id, fence)
+      SELECT id, 'compensating', updated_at, $4, fence FROM begun`,
     /** $1 run, $2 fence, $3 worker, $4 delay ms: queued, resumed first, interruptions + 1. */
     handoff: releaseWithEvent(
       "status = 'queued', resumed = true, interruptions = interruptions + 1",
       "handoff",
     ),
     sleep: releaseWithEvent("status = 'sleeping'", "sleeping"),
+    /**
+     * $1 run, $2 fence, $3 worker, $4 delay ms. `compensating` and unowned, for any worker
+     * to claim and undo: a running run (shutdown in mode compensate), or one whose owner
+     * stops in the middle of its compensations.
+     */
+    toCompensate: releaseWithEvent("status = 'compensating'", "compensating"),
     /** $1 run, $2 fence, $3 delay ms. A retry writes no event. */
     requeue: `
       WITH released AS (${released("status = 'queued', resumed = true", "$3")})
       SELECT ${notify("id")} FROM released`,
-    /** Did this owner's handoff or sleep commit? (To settle a retry whose first try was lost.) */
+    /**
+     * Did this owner's handoff, sleep, finish or compensating transition commit? (To settle
+     * a retry whose first try was lost.)
+     */
     findEvent: `
       SELECT 1 FROM ${t("events")}
       WHERE run_id = $1 AND kind = $2 AND fence = $3::bigint AND worker_id = $4 LIMIT 1`,
@@ -149,23 +255,28 @@ export function postgresStatements(schema: string) {
     getStep: `SELECT * FROM ${t("steps")} WHERE run_id = $1 AND seq = $2::int`,
     /**
      * $1 run, $2 fence, $3 worker, $4 seq, $5 name, $6 kind, $7 status, $8 output, $9 error,
-     * $10 progress, $11 attempts, $12 started at. The run row is share-locked: a claim passes
-     * over it while this write is in flight (SKIP LOCKED), and a write that comes after a
-     * claim locked the row waits and is refused. A write can never commit under a fence
-     * that has already moved on, unseen by the new owner.
+     * $10 progress, $11 attempts, $12 started at, $13 idempotency key (a null one keeps the
+     * recorded key: the intent's key survives its completion). The run row is share-locked:
+     * a claim passes over it while this write is in flight (SKIP LOCKED), and a write that
+     * comes after a claim locked the row waits and is refused. A write can never commit
+     * under a fence that has already moved on, unseen by the new owner.
      */
     writeStep: `
       INSERT INTO ${t("steps")} AS s (run_id, seq, name, kind, status, output, error, progress,
-        attempts, fence, worker_id, started_at, updated_at)
-      SELECT r.id, $4::int, $5, $6, $7, $8, $9, $10, $11::int, r.fence, $3, $12::bigint, ${NOW}
+        attempts, idempotency_key, fence, worker_id, started_at, updated_at)
+      SELECT r.id, $4::int, $5, $6, $7, $8, $9, $10, $11::int, $13, r.fence, $3, $12::bigint,
+        ${NOW}
       FROM ${t("runs")} r
-      WHERE r.id = $1 AND r.fence = $2::bigint AND r.status = 'running'
+      WHERE r.id = $1 AND r.fence = $2::bigint AND r.status IN ('running','compensating')
+        AND r.lease_owner IS NOT NULL
       FOR SHARE
       ON CONFLICT (run_id, seq) DO UPDATE SET
         status = excluded.status, output = excluded.output, error = excluded.error,
         progress = CASE WHEN excluded.status IN ('completed','failed') THEN NULL
                         ELSE coalesce(excluded.progress, s.progress) END,
-        attempts = excluded.attempts, fence = excluded.fence, worker_id = excluded.worker_id,
+        attempts = excluded.attempts,
+        idempotency_key = coalesce(excluded.idempotency_key, s.idempotency_key),
+        fence = excluded.fence, worker_id = excluded.worker_id,
         started_at = coalesce(excluded.started_at, s.started_at), updated_at = excluded.updated_at
       WHERE s.status NOT IN ('completed','failed') AND s.name = excluded.name`,
 

@@ -1,5 +1,6 @@
 import pg from "pg";
 import type {
+  AbandonRule,
   ClaimedRun,
   JournalEntry,
   Lease,
@@ -126,13 +127,41 @@ export class PostgresStore implements Store {
     return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
 
-  async cancelRun(id: string): Promise<RunRecord | undefined> {
-    const { rows, ambiguous } = await this.query<RunRow>(this.sql.cancelRun, [id], "fenced");
+  async cancelRun(
+    id: string,
+    options: { compensate?: boolean } = {},
+  ): Promise<RunRecord | undefined> {
+    const compensate = options.compensate === true;
+    const reason = compensate
+      ? JSON.stringify({ name: "CancelledError", message: `run ${id} was cancelled` })
+      : null;
+    const values = [id, compensate, reason];
+    const { rows, ambiguous } = await this.query<RunRow>(this.sql.cancelRun, values, "fenced");
     if (rows[0]) return toRun(rows[0]);
     if (!ambiguous) return undefined;
     // The first try may have cancelled it before its answer was lost.
     const run = await this.getRun(id);
-    return run?.status === "cancelled" ? run : undefined;
+    if (!compensate) return run?.status === "cancelled" ? run : undefined;
+    if (run?.status !== "compensating") return undefined;
+    const found = await this.query(this.sql.findCompensatingCancel, [id], "idempotent");
+    return found.rowCount === 1 ? run : undefined;
+  }
+
+  async reapAbandoned(rules: readonly AbandonRule[]): Promise<string[]> {
+    if (rules.length === 0) return [];
+    const values = [
+      rules.map((r) => r.workflow),
+      rules.map((r) => r.abandonAfterMs),
+      rules.map((r) =>
+        JSON.stringify({
+          name: "AbandonedError",
+          message: `not resumed within abandonAfterMs (${r.abandonAfterMs} ms) of being handed off or orphaned`,
+        }),
+      ),
+    ];
+    // Re-sent after a lost answer (see `Replay`): a second pass cannot reap a run twice.
+    const { rows } = await this.query<{ id: string }>(this.sql.reapAbandoned, values, "idempotent");
+    return rows.map((r) => r.id);
   }
 
   // leases
@@ -174,6 +203,25 @@ export class PostgresStore implements Store {
     return this.finish(lease, "failed", null, error);
   }
 
+  /**
+   * After a lost answer, the `compensating` event of this lease (fence and worker) shows
+   * that a transition to compensating committed: this one, or a release for compensation
+   * (`releaseRun`), the only other statement that writes it. While the run is still at
+   * this fence, its lease tells them apart: kept here, cleared by the release.
+   */
+  async beginCompensation(lease: Lease, error: string | null): Promise<boolean> {
+    const values = [lease.runId, lease.fence, error, lease.workerId];
+    const result = await this.query(this.sql.beginCompensation, values, "fenced");
+    if (result.rowCount === 1) return true;
+    if (!result.ambiguous || !(await this.hasEvent(lease, "compensating"))) return false;
+    const run = await this.getRun(lease.runId);
+    return !(run?.fence === lease.fence && run.leaseOwner === null);
+  }
+
+  markCompensated(lease: Lease): Promise<boolean> {
+    return this.finish(lease, "compensated", null, null);
+  }
+
   async releaseRun(lease: Lease, reason: ReleaseReason, delayMs = 0): Promise<boolean> {
     const { runId, fence, workerId } = lease;
     if (reason === "retry") {
@@ -184,10 +232,18 @@ export class PostgresStore implements Store {
       const run = await this.getRun(runId);
       return run?.status === "queued" && run.fence === fence;
     }
-    const statement = reason === "handoff" ? this.sql.handoff : this.sql.sleep;
+    const { statement, kind } = {
+      handoff: { statement: this.sql.handoff, kind: "handoff" as const },
+      sleep: { statement: this.sql.sleep, kind: "sleeping" as const },
+      compensate: { statement: this.sql.toCompensate, kind: "compensating" as const },
+    }[reason];
     const result = await this.query(statement, [runId, fence, workerId, delayMs], "fenced");
     if (result.rowCount === 1) return true;
-    return result.ambiguous && this.hasEvent(lease, reason === "handoff" ? "handoff" : "sleeping");
+    if (!result.ambiguous || !(await this.hasEvent(lease, kind))) return false;
+    if (reason !== "compensate") return true;
+    // Or was the event `beginCompensation`'s? Then this lease still holds the run.
+    const run = await this.getRun(runId);
+    return !(run?.fence === fence && run.leaseOwner === workerId);
   }
 
   // journal
@@ -211,6 +267,7 @@ export class PostgresStore implements Store {
       write.progress ?? null,
       write.attempts,
       write.startedAt ?? null,
+      write.idempotencyKey ?? null,
     ];
     const result = await this.query(this.sql.writeStep, values, "fenced");
     if (result.rowCount === 1) return true;
@@ -338,7 +395,7 @@ export class PostgresStore implements Store {
 
   private async finish(
     lease: Lease,
-    status: "completed" | "failed",
+    status: "completed" | "failed" | "compensated",
     output: string | null,
     error: string | null,
   ): Promise<boolean> {

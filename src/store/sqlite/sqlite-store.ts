@@ -1,5 +1,6 @@
 import Database from "better-sqlite3";
 import type {
+  AbandonRule,
   ClaimedRun,
   JournalEntry,
   Lease,
@@ -123,14 +124,48 @@ export class SqliteStore implements Store {
     return Promise.resolve(Object.fromEntries(rows.map((r) => [r.status, r.n])));
   }
 
-  cancelRun(id: string): Promise<RunRecord | undefined> {
+  cancelRun(id: string, options: { compensate?: boolean } = {}): Promise<RunRecord | undefined> {
     const now = Date.now();
+    const compensate = options.compensate === true;
     const row = this.db.transaction(() => {
-      const updated = this.sql.cancelRun.get({ id, now }) as RunRow | undefined;
-      if (updated) this.event(id, "cancelled", now, null, updated.fence, null);
+      const reason = compensate
+        ? JSON.stringify({ name: "CancelledError", message: `run ${id} was cancelled` })
+        : null;
+      const updated = this.sql.cancelRun.get({
+        id,
+        now,
+        compensate: compensate ? 1 : 0,
+        reason,
+      }) as RunRow | undefined;
+      if (updated) {
+        this.event(id, "cancelled", now, null, updated.fence, null);
+        if (compensate) this.event(id, "compensating", now, null, updated.fence, "cancelled");
+      }
       return updated;
     })();
     return Promise.resolve(row && toRun(row));
+  }
+
+  reapAbandoned(rules: readonly AbandonRule[]): Promise<string[]> {
+    if (rules.length === 0) return Promise.resolve([]);
+    const now = Date.now();
+    const reaped = this.db.transaction(() =>
+      rules.flatMap(({ workflow, abandonAfterMs }) => {
+        const reason = JSON.stringify({
+          name: "AbandonedError",
+          message: `not resumed within abandonAfterMs (${abandonAfterMs} ms) of being handed off or orphaned`,
+        });
+        const rows = this.sql.reapAbandoned.all({
+          workflow,
+          now,
+          before: now - abandonAfterMs,
+          reason,
+        }) as Array<{ id: string; fence: number }>;
+        for (const row of rows) this.event(row.id, "abandoned", now, null, row.fence, null);
+        return rows.map((row) => row.id);
+      }),
+    )();
+    return Promise.resolve(reaped);
   }
 
   // leases
@@ -159,7 +194,7 @@ export class SqliteStore implements Store {
             now,
             expiresAt: now + leaseMs,
           }) as RunRow;
-          const takeover = status === "running";
+          const takeover = status === "running" || status === "compensating-expired";
           this.event(id, takeover ? "takeover" : "claimed", now, workerId, row.fence, null);
           return { ...toRun(row), takeover };
         });
@@ -194,6 +229,22 @@ export class SqliteStore implements Store {
     return this.finish(lease, "failed", null, error);
   }
 
+  beginCompensation(lease: Lease, error: string | null): Promise<boolean> {
+    return this.commits.write(() => {
+      const now = Date.now();
+      return this.db.transaction(() => {
+        const params = { id: lease.runId, fence: lease.fence, error, now };
+        if (this.sql.beginCompensation.run(params).changes !== 1) return false;
+        this.event(lease.runId, "compensating", now, lease.workerId, lease.fence, null);
+        return true;
+      })();
+    });
+  }
+
+  markCompensated(lease: Lease): Promise<boolean> {
+    return this.finish(lease, "compensated", null, null);
+  }
+
   releaseRun(lease: Lease, reason: ReleaseReason, delayMs = 0): Promise<boolean> {
     return this.commits.write(() => this.release(lease, reason, delayMs));
   }
@@ -202,23 +253,22 @@ export class SqliteStore implements Store {
     const now = Date.now();
     return this.db.transaction(() => {
       const params = { id: lease.runId, fence: lease.fence, now, availableAt: now + delayMs };
-      const statement =
-        reason === "handoff"
-          ? this.sql.handoff
-          : reason === "sleep"
-            ? this.sql.sleep
-            : this.sql.requeue;
+      const statement = {
+        handoff: this.sql.handoff,
+        sleep: this.sql.sleep,
+        retry: this.sql.requeue,
+        compensate: this.sql.toCompensate,
+      }[reason];
       if (statement.run(params).changes !== 1) return false;
-      if (reason !== "retry") {
-        this.event(
-          lease.runId,
-          reason === "handoff" ? "handoff" : "sleeping",
-          now,
-          lease.workerId,
-          lease.fence,
-          null,
-        );
-      }
+      const kind = (
+        {
+          handoff: "handoff",
+          sleep: "sleeping",
+          compensate: "compensating",
+          retry: undefined,
+        } as const
+      )[reason];
+      if (kind) this.event(lease.runId, kind, now, lease.workerId, lease.fence, null);
       return true;
     })();
   }
@@ -247,6 +297,7 @@ export class SqliteStore implements Store {
       error: write.error ?? null,
       progress: write.progress ?? null,
       attempts: write.attempts,
+      idempotencyKey: write.idempotencyKey ?? null,
       startedAt: write.startedAt ?? null,
       now: Date.now(),
     }).changes;
@@ -358,7 +409,7 @@ export class SqliteStore implements Store {
 
   private finish(
     lease: Lease,
-    status: "completed" | "failed",
+    status: "completed" | "failed" | "compensated",
     output: string | null,
     error: string | null,
   ): Promise<boolean> {
@@ -386,12 +437,15 @@ export class SqliteStore implements Store {
 }
 
 function prepareStatements(db: Database.Database, fencing: boolean) {
-  // Every owner write is conditional on the writer's fence.
+  // Every owner write is conditional on the writer's fence, while the run is live.
   const fenced = fencing ? "fence = @fence" : "1 = 1";
+  // A run given up for compensation stays `compensating` but has no owner: not live.
+  const live = "status IN ('running','compensating') AND lease_owner IS NOT NULL";
   const claimable = `
     workflow IN (SELECT value FROM json_each(@workflows))
-    AND ((status IN ('queued','sleeping') AND available_at <= @now)
-      OR (status = 'running' AND lease_expires_at < @now))`;
+    AND (((status IN ('queued','sleeping') OR (status = 'compensating' AND lease_owner IS NULL))
+          AND available_at <= @now)
+      OR (status IN ('running','compensating') AND lease_owner IS NOT NULL AND lease_expires_at < @now))`;
   return {
     insertRun: db.prepare(`
       INSERT INTO runs (id, workflow, version, status, input, priority, available_at, created_at, updated_at)
@@ -406,51 +460,73 @@ function prepareStatements(db: Database.Database, fencing: boolean) {
       ORDER BY created_at DESC, id DESC LIMIT @limit`),
     countRuns: db.prepare(`SELECT status, count(*) AS n FROM runs GROUP BY status`),
     cancelRun: db.prepare(`
-      UPDATE runs SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
-        fence = fence + 1, completed_at = @now, updated_at = @now
-      WHERE id = @id AND status NOT IN ${TERMINAL_SQL} RETURNING *`),
+      UPDATE runs SET status = CASE WHEN @compensate = 1 THEN 'compensating' ELSE 'cancelled' END,
+        error = CASE WHEN @compensate = 1 THEN @reason ELSE error END,
+        lease_owner = NULL, lease_expires_at = NULL, fence = fence + 1, available_at = @now,
+        completed_at = CASE WHEN @compensate = 1 THEN NULL ELSE @now END, updated_at = @now
+      WHERE id = @id AND status NOT IN ${TERMINAL_SQL}
+        AND NOT (@compensate = 1 AND status = 'compensating')
+      RETURNING *`),
+    reapAbandoned: db.prepare(`
+      UPDATE runs SET status = 'compensating', error = @reason, lease_owner = NULL,
+        lease_expires_at = NULL, fence = fence + 1, available_at = @now, updated_at = @now
+      WHERE workflow = @workflow
+        AND ((status = 'queued' AND resumed = 1 AND available_at < @before)
+          OR (status = 'running' AND lease_expires_at < @before))
+      RETURNING id, fence`),
     anyClaimable: db.prepare(`SELECT 1 FROM runs WHERE ${claimable} LIMIT 1`),
     claimCandidates: db.prepare(`
-      SELECT id, status FROM runs WHERE ${claimable}
-      ORDER BY priority DESC, (resumed = 1 OR status = 'running') DESC, created_at, id
+      SELECT id, CASE WHEN status = 'compensating' AND lease_owner IS NOT NULL
+                      THEN 'compensating-expired' ELSE status END AS status
+      FROM runs WHERE ${claimable}
+      ORDER BY priority DESC, (resumed = 1 OR status IN ('running','compensating')) DESC, created_at, id
       LIMIT @limit`),
     claimOne: db.prepare(`
-      UPDATE runs SET status = 'running', lease_owner = @workerId, lease_expires_at = @expiresAt,
+      UPDATE runs SET status = CASE WHEN status = 'compensating' THEN 'compensating' ELSE 'running' END,
+        lease_owner = @workerId, lease_expires_at = @expiresAt,
         fence = fence + 1, resumed = 0, updated_at = @now
       WHERE id = @id RETURNING *`),
     renewLeases: db.prepare(`
       UPDATE runs SET lease_expires_at = @expiresAt
-      WHERE lease_owner = @workerId AND status = 'running'
+      WHERE lease_owner = @workerId AND ${live}
         AND (id, fence) IN (SELECT value ->> 0, value ->> 1 FROM json_each(@pairs))
       RETURNING id, fence`),
     finishRun: db.prepare(`
-      UPDATE runs SET status = @status, output = @output, error = @error, lease_owner = NULL,
+      UPDATE runs SET status = @status, output = @output, error = coalesce(@error, error), lease_owner = NULL,
         lease_expires_at = NULL, completed_at = @now, updated_at = @now
-      WHERE id = @id AND ${fenced} AND status = 'running'`),
+      WHERE id = @id AND ${fenced} AND ${live}`),
     handoff: db.prepare(`
       UPDATE runs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, resumed = 1,
         interruptions = interruptions + 1, available_at = @availableAt, updated_at = @now
-      WHERE id = @id AND ${fenced} AND status = 'running'`),
+      WHERE id = @id AND ${fenced} AND ${live}`),
     sleep: db.prepare(`
       UPDATE runs SET status = 'sleeping', lease_owner = NULL, lease_expires_at = NULL,
         available_at = @availableAt, updated_at = @now
+      WHERE id = @id AND ${fenced} AND ${live}`),
+    toCompensate: db.prepare(`
+      UPDATE runs SET status = 'compensating', lease_owner = NULL, lease_expires_at = NULL,
+        available_at = @availableAt, updated_at = @now
+      WHERE id = @id AND ${fenced} AND ${live}`),
+    beginCompensation: db.prepare(`
+      UPDATE runs SET status = 'compensating', error = @error, updated_at = @now
       WHERE id = @id AND ${fenced} AND status = 'running'`),
     requeue: db.prepare(`
       UPDATE runs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, resumed = 1,
         available_at = @availableAt, updated_at = @now
-      WHERE id = @id AND ${fenced} AND status = 'running'`),
+      WHERE id = @id AND ${fenced} AND ${live}`),
     loadJournal: db.prepare(`SELECT * FROM steps WHERE run_id = ? ORDER BY seq`),
     writeStep: db.prepare(`
-      INSERT INTO steps (run_id, seq, name, kind, status, output, error, progress, attempts, fence,
-        worker_id, started_at, updated_at)
-      SELECT @runId, @seq, @name, @kind, @status, @output, @error, @progress, @attempts, @fence,
-        @workerId, @startedAt, @now
-      FROM runs WHERE id = @runId AND ${fenced} AND status = 'running'
+      INSERT INTO steps (run_id, seq, name, kind, status, output, error, progress, attempts,
+        idempotency_key, fence, worker_id, started_at, updated_at)
+      SELECT @runId, @seq, @name, @kind, @status, @output, @error, @progress, @attempts,
+        @idempotencyKey, @fence, @workerId, @startedAt, @now
+      FROM runs WHERE id = @runId AND ${fenced} AND ${live}
       ON CONFLICT (run_id, seq) DO UPDATE SET
         status = excluded.status, output = excluded.output, error = excluded.error,
         progress = CASE WHEN excluded.status IN ('completed','failed') THEN NULL
                         ELSE coalesce(excluded.progress, steps.progress) END,
-        attempts = excluded.attempts, fence = excluded.fence, worker_id = excluded.worker_id,
+        attempts = excluded.attempts, idempotency_key = coalesce(excluded.idempotency_key, steps.idempotency_key),
+        fence = excluded.fence, worker_id = excluded.worker_id,
         started_at = coalesce(excluded.started_at, steps.started_at), updated_at = excluded.updated_at
       WHERE steps.status NOT IN ('completed','failed') AND steps.name = excluded.name`),
     registerWorker: db.prepare(`

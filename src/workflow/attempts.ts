@@ -1,0 +1,122 @@
+import { faultPoint } from "../internal/fault-points.js";
+import type { JournalEntry } from "../store/store.js";
+import { RetryableError, isTerminal, serializeError } from "./errors.js";
+import { LazyStepSignal } from "./lazy-signal.js";
+import { backoffDelay, type ResolvedRetryPolicy } from "./retry.js";
+import type { RunGuard } from "./run-guard.js";
+import { decodeJson, encodeJson } from "./serialize.js";
+import type { StepContext } from "./types.js";
+
+export type AttemptSpec<T> = {
+  seq: number;
+  name: string;
+  kind: "step" | "effect" | "compensation";
+  policy: ResolvedRetryPolicy;
+  /** The journal entry left by earlier attempts (failures counted, progress saved). */
+  recorded: JournalEntry | undefined;
+  /**
+   * Effects and compensations: the intent (`pending`, this key, this fence) is written
+   * before every attempt, so a crash inside the call is seen later as an unknown outcome.
+   */
+  idempotencyKey?: string;
+  /** Extra fields of the context the function sees (`idempotencyKey`, `fence`, …). */
+  extra?: Record<string, unknown>;
+  invoke: (s: StepContext) => Promise<T> | T;
+};
+
+/**
+ * Runs a journaled call to completion: attempt, record, and retry by the policy. Returns
+ * the recorded value (JSON round-tripped) once it is committed, or throws the error of the
+ * final failed attempt once that is committed. An attempt cut short by a shutdown's step
+ * deadline is an interruption: nothing is counted and the run halts for a handoff.
+ */
+export async function runAttempts<T>(guard: RunGuard, spec: AttemptSpec<T>): Promise<T> {
+  const { seq, name, kind, policy, idempotencyKey } = spec;
+  const { control, deps } = guard;
+  const what = `${kind} "${name}" of run ${guard.runId}`;
+  const intent = idempotencyKey !== undefined;
+  let failedAttempts = spec.recorded?.attempts ?? 0;
+  let progress = spec.recorded?.progress == null ? undefined : decodeJson(spec.recorded.progress);
+  for (;;) {
+    const attempt = failedAttempts + 1;
+    const startedAt = Date.now();
+    const record = (
+      fields: Omit<Parameters<RunGuard["write"]>[0], "seq" | "name" | "kind" | "startedAt">,
+    ) =>
+      guard.write({ seq, name, kind, startedAt, ...(intent ? { idempotencyKey } : {}), ...fields });
+    if (intent) {
+      faultPoint(`${kind}:before-intent`);
+      await record({ status: "pending", attempts: failedAttempts });
+      faultPoint(`${kind}:after-intent`);
+    }
+    const stepSignal = new LazyStepSignal([control.signal, control.deadlineSignal]);
+    const s: StepContext = {
+      runId: guard.runId,
+      name,
+      attempt,
+      get signal() {
+        return stepSignal.signal;
+      },
+      get deadline() {
+        return control.deadline;
+      },
+      get progress() {
+        return progress;
+      },
+      saveProgress: async (state: unknown) => {
+        const encoded = encodeJson(state, `progress of ${what}`, deps.maxPayloadBytes);
+        // An effect stays `pending`: a crash after this is still an unknown outcome.
+        await record({
+          status: intent ? "pending" : "running",
+          progress: encoded,
+          attempts: failedAttempts,
+        });
+        progress = decodeJson(encoded);
+      },
+    };
+    Object.assign(s, spec.extra);
+    let value: T;
+    try {
+      value = await spec.invoke(s);
+    } catch (error) {
+      guard.afterAttempt(true);
+      failedAttempts = attempt;
+      const final = isTerminal(error) || failedAttempts >= policy.maxAttempts;
+      await record({
+        status: final ? "failed" : "retrying",
+        error: JSON.stringify(serializeError(error)),
+        attempts: failedAttempts,
+      });
+      if (final) throw error;
+      const delay =
+        error instanceof RetryableError && error.retryAfterMs !== undefined
+          ? error.retryAfterMs
+          : backoffDelay(policy, failedAttempts);
+      guard.log.info(
+        { step: name, attempt, delayMs: delay, err: error },
+        `${kind} failed; retrying`,
+      );
+      await guard.waitBeforeRetry(delay);
+      continue;
+    } finally {
+      stepSignal.dispose();
+    }
+    guard.afterAttempt(false);
+    if (intent) faultPoint(`${kind}:after-run`);
+    let output: string | null;
+    try {
+      output = encodeJson(value, `output of ${what}`, deps.maxPayloadBytes);
+    } catch (error) {
+      await record({
+        status: "failed",
+        error: JSON.stringify(serializeError(error)),
+        attempts: attempt,
+      });
+      throw error;
+    }
+    await record({ status: "completed", output, attempts: attempt });
+    if (intent) faultPoint(`${kind}:after-result`);
+    deps.durations.record(deps.workflowName, name, Date.now() - startedAt);
+    return decodeJson<T>(output);
+  }
+}
