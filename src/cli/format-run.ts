@@ -1,4 +1,5 @@
 import type { RunDetails, RunSummary } from "../run-view.js";
+import { COMPENSATION_SEQ_BASE } from "../store/store.js";
 
 const time = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString().slice(11, 23));
 const short = (value: unknown, max = 60) => {
@@ -41,20 +42,37 @@ export function formatRunTimeline(run: RunDetails): string {
   const entries: Entry[] = [
     ...run.events.map((e) => ({
       at: e.at,
-      text: `${e.kind.padEnd(10)} ${e.workerId ? `worker ${e.workerId}` : ""}${e.fence !== null ? `  fence ${e.fence}` : ""}`,
+      text:
+        `${e.kind.padEnd(10)} ${e.workerId ? `worker ${e.workerId}` : ""}${e.fence !== null ? `  fence ${e.fence}` : ""}` +
+        (e.kind === "effect-resolved" && e.detail ? `  ${describeResolution(e.detail)}` : ""),
     })),
     ...run.steps.map((s) => ({
       at: s.updatedAt,
       text:
-        `  #${s.seq} ${s.kind} "${s.name}" ${s.status}` +
+        `  #${s.seq >= COMPENSATION_SEQ_BASE ? `undo of #${s.seq - COMPENSATION_SEQ_BASE}` : s.seq} ${s.kind} "${s.name}" ` +
+        (s.status === "pending" ? "intent recorded, outcome not yet known" : s.status) +
         (s.attempts > 1 ? ` after ${s.attempts} attempts` : "") +
-        (s.status === "completed" && s.kind === "step" ? ` → ${short(s.output)}` : "") +
+        (s.status === "completed" && s.kind !== "sleep" && s.output !== undefined
+          ? ` → ${short(s.output)}`
+          : "") +
         (s.error && s.status !== "completed" ? ` (${s.error.name}: ${s.error.message})` : "") +
         (s.progress !== undefined ? ` progress ${short(s.progress)}` : "") +
+        (s.idempotencyKey ? `  key ${s.idempotencyKey}` : "") +
         `  [fence ${s.fence}]`,
     })),
   ].sort((a, b) => a.at - b.at);
   lines.push("", "timeline:");
   for (const entry of entries) lines.push(`${time(entry.at)}  ${entry.text}`);
   return lines.join("\n");
+}
+
+const RESOLUTIONS: Record<string, string> = {
+  "checked-done": "check found it done: result recorded, not run again",
+  "checked-not-done": "check found it not done: run again with the same key",
+  "rerun-unchecked": "no check: run again with the same key",
+};
+
+function describeResolution(detail: string): string {
+  const { name, resolution } = JSON.parse(detail) as { name: string; resolution: string };
+  return `unknown outcome of "${name}": ${RESOLUTIONS[resolution] ?? resolution}`;
 }

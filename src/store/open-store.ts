@@ -1,4 +1,5 @@
 import { ConfigError } from "../workflow/errors.js";
+import { unsafeFencingDisabled } from "../internal/unsafe-switches.js";
 import type { Store } from "./store.js";
 import { SqliteStore, type SqliteSynchronous } from "./sqlite/sqlite-store.js";
 import { PostgresStore } from "./postgres/postgres-store.js";
@@ -72,13 +73,4 @@ function openSqlite(url: string): SqliteStore {
 /** The URL without its password, safe to print. */
 export function redact(url: string): string {
   return url.replace(/\/\/([^:/@]+):[^@/]*@/, "//$1:***@");
-}
-
-/**
- * `BATON_UNSAFE_DISABLE_FENCING=1` turns the store's fence checks off. It exists so tests
- * and the chaos harness can show that they catch what fencing prevents; never set it in
- * production.
- */
-export function unsafeFencingDisabled(): boolean {
-  return process.env.BATON_UNSAFE_DISABLE_FENCING === "1";
 }

@@ -1,4 +1,5 @@
 import { faultPoint } from "../internal/fault-points.js";
+import { unsafeOutboxDisabled } from "../internal/unsafe-switches.js";
 import type { JournalEntry } from "../store/store.js";
 import { RetryableError, isTerminal, serializeError } from "./errors.js";
 import { LazyStepSignal } from "./lazy-signal.js";
@@ -34,7 +35,7 @@ export async function runAttempts<T>(guard: RunGuard, spec: AttemptSpec<T>): Pro
   const { seq, name, kind, policy, idempotencyKey } = spec;
   const { control, deps } = guard;
   const what = `${kind} "${name}" of run ${guard.runId}`;
-  const intent = idempotencyKey !== undefined;
+  const intent = idempotencyKey !== undefined && !unsafeOutboxDisabled();
   let failedAttempts = spec.recorded?.attempts ?? 0;
   let progress = spec.recorded?.progress == null ? undefined : decodeJson(spec.recorded.progress);
   for (;;) {

@@ -1,0 +1,61 @@
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { Baton, TerminalError } from "../../src/index.js";
+import { saga } from "../fixtures/workflows.js";
+import { readExecLog } from "../support/exec-log.js";
+import { tempDir } from "../support/temp-dir.js";
+import { workerProcesses } from "../support/worker-processes.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+describe("compensation under SIGKILL", () => {
+  it("a worker killed after its first compensation: the next one runs the rest, none twice, in reverse order", async () => {
+    const dir = tempDir();
+    const store = `sqlite:${join(dir.path, "baton.db")}`;
+    const baton = await Baton.open({ store, workflows: [saga] });
+    const workers = workerProcesses(store, dir.path);
+    cleanups.push(
+      () => dir.remove(),
+      () => baton.close(),
+      () => workers.killAll(),
+    );
+
+    const a = await workers.start({
+      leaseMs: 600,
+      env: { BATON_FAULT_INJECT: "compensation:after-result" },
+    });
+    const run = await baton.start(saga, null, { id: "trip" });
+    expect(await a.exited).toBe("SIGKILL");
+    expect((await run.status()).status).toBe("compensating");
+    const b = await workers.start({ leaseMs: 600 });
+    const error = await run.result({ timeoutMs: 15_000 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TerminalError);
+    expect((error as Error).message).toBe("card declined");
+
+    const log = readExecLog(workers.logPath);
+    expect(log.map((l) => [l.step, l.pid])).toEqual([
+      ["book-flight", a.pid],
+      ["book-hotel", a.pid],
+      ["book-car", a.pid],
+      ["pay", a.pid],
+      ["compensate:book-car", a.pid],
+      ["compensate:book-hotel", b.pid],
+      ["compensate:book-flight", b.pid],
+    ]);
+    const details = (await baton.get("trip"))!;
+    expect(details.status).toBe("compensated");
+    expect(details.events.map((e) => e.kind)).toEqual([
+      "created",
+      "claimed",
+      "compensating",
+      "takeover",
+      "compensated",
+    ]);
+    expect(
+      details.steps.filter((s) => s.kind === "compensation").every((s) => s.attempts === 1),
+    ).toBe(true);
+  });
+});
