@@ -99,7 +99,7 @@ describe("an effect under SIGKILL at each point of its window", () => {
       const { runId, receipt, calls, details } = await payThroughACrash(point, true);
       const key = `${runId}:1:charge`;
       expect(calls.map((c) => [c.key, c.outcome])).toEqual([[key, "applied"]]);
-      expect(receipt).toEqual({ receipt: expect.any(Number) });
+      expect(receipt).toEqual({ receipt: expect.any(Number) as number });
       const charge = details.steps.find((s) => s.name === "charge")!;
       expect(charge).toMatchObject({ status: "completed", output: receipt, idempotencyKey: key });
       const resolutions = details.events
@@ -121,7 +121,7 @@ describe("an effect under SIGKILL at each point of its window", () => {
       expect(calls.every((c) => c.key === key)).toBe(true);
       expect(calls.filter((c) => c.outcome === "applied")).toHaveLength(1);
       expect(calls.length).toBeLessThanOrEqual(2);
-      expect(receipt).toEqual({ receipt: expect.any(Number) });
+      expect(receipt).toEqual({ receipt: expect.any(Number) as number });
     },
   );
 });
@@ -158,7 +158,7 @@ describe("a stale owner", () => {
       a.child.kill("SIGCONT");
       // A's request goes out with fence 1 and is refused.
       await waitFor(async () => (await callsOf(runId)).some((c) => c.outcome === "stale"), 10_000);
-      expect(await run.result({ timeoutMs: 15_000 })).toEqual({ receipt: expect.any(Number) });
+      expect(await run.result({ timeoutMs: 15_000 })).toEqual({ receipt: expect.any(Number) as number });
       const calls = await callsOf(runId);
       expect(calls.map((c) => [c.fence, c.outcome])).toEqual([
         [2, "applied"],
