@@ -158,7 +158,9 @@ describe("a stale owner", () => {
       a.child.kill("SIGCONT");
       // A's request goes out with fence 1 and is refused.
       await waitFor(async () => (await callsOf(runId)).some((c) => c.outcome === "stale"), 10_000);
-      expect(await run.result({ timeoutMs: 15_000 })).toEqual({ receipt: expect.any(Number) as number });
+      expect(await run.result({ timeoutMs: 15_000 })).toEqual({
+        receipt: expect.any(Number) as number,
+      });
       const calls = await callsOf(runId);
       expect(calls.map((c) => [c.fence, c.outcome])).toEqual([
         [2, "applied"],
