@@ -55,8 +55,9 @@ describe("graceful shutdown of a worker process", () => {
     for (let i = 0; i < 6; i++)
       await baton.start(steps, { steps: 12, stepMs: 150 }, { id: `cp-${i}` });
     await waitFor(async () => (await all()).every((r) => r.steps.length >= 1));
-    const b = await start();
+    // The next worker starts after the signal: a handed-off run waits, queued, for it.
     const { code, tookMs, sentAt } = await terminate(a);
+    const b = await start();
     expect(code).toBe(0);
     expect(tookMs).toBeLessThan(GRACE_MS);
     // No run is left running under the stopped worker.
@@ -125,8 +126,8 @@ describe("graceful shutdown of a worker process", () => {
     const a = await start();
     const run = await baton.start(patient, { chunks: 40, chunkMs: 100 }, { id: "patient" });
     await waitFor(() => log().filter((l) => l.chunk !== undefined).length >= 3);
-    const b = await start();
     const { code } = await terminate(a);
+    const b = await start();
     expect(code).toBe(0);
     expect(await run.result({ timeoutMs: 20_000 })).toEqual({ chunks: 40, attempt: 1 });
     const chunks = log().filter((l) => l.chunk !== undefined);
@@ -147,8 +148,8 @@ describe("graceful shutdown of a worker process", () => {
     await baton.start(stubborn, { ms: 60_000 }, { id: "stubborn" });
     await waitFor(async () => (await baton.get("stubborn"))!.status === "running");
     await new Promise((r) => setTimeout(r, 100));
-    const b = await start();
     const { code, tookMs } = await terminate(a);
+    const b = await start();
     expect(code).toBe(1);
     expect(tookMs).toBeLessThan(GRACE_MS);
     await waitFor(async () =>
@@ -186,11 +187,11 @@ describe("graceful shutdown of a worker process", () => {
     for (let i = 0; i < 3; i++)
       await baton.start(steps, { steps: 12, stepMs: 150 }, { id: `d-${i}` });
     await waitFor(async () => (await all()).every((r) => r.steps.length >= 1));
-    await start();
     expect((await fetch(url("/drain"), { method: "POST" })).status).toBe(202);
     expect((await fetch(url("/readyz"))).status).toBe(503);
     expect((await fetch(url("/drain"), { method: "POST" })).status).toBe(202); // idempotent
     expect(await a.exited).toBe(0);
+    await start();
     await waitFor(async () => (await all()).every((r) => r.status === "completed"), 15_000);
     for (const run of await all()) expect(kinds(run)).toContain("handoff");
   });
