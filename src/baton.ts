@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { createLogger } from "./internal/logger.js";
+import { BatonMetrics } from "./metrics/baton-metrics.js";
 import { RunHandle } from "./run-handle.js";
 import { toRunSummary, toStepView, type RunDetails, type RunSummary } from "./run-view.js";
 import { DEFAULT_STORE_URL, openStore } from "./store/open-store.js";
@@ -58,6 +59,8 @@ const RUN_ID = /^[^\s]{1,200}$/;
 /** The entry point: a store plus the workflows this process knows. */
 export class Baton {
   private readonly workers = new Set<Worker>();
+  /** This process's metrics: every worker of this Baton records into them, `GET /metrics` serves them. */
+  readonly metrics: BatonMetrics;
 
   private constructor(
     readonly store: Store,
@@ -65,7 +68,9 @@ export class Baton {
     private readonly maxPayloadBytes: number,
     private readonly log: Logger,
     private readonly ownsStore: boolean,
-  ) {}
+  ) {
+    this.metrics = new BatonMetrics({ store });
+  }
 
   /** Opens (and migrates) the store and registers the workflows. */
   // eslint-disable-next-line @typescript-eslint/require-await -- async so that every error is a rejection
@@ -186,6 +191,7 @@ export class Baton {
         workflows: this.workflows,
         log: this.log,
         maxPayloadBytes: this.maxPayloadBytes,
+        metrics: this.metrics,
         onState: (worker, state: WorkerLifecycleState) => {
           if (state === "running") this.workers.add(worker);
           else this.workers.delete(worker);

@@ -1,4 +1,5 @@
 import { pino, type Logger } from "pino";
+import { traceLogMixin } from "../telemetry/log-fields.js";
 
 /**
  * The runtime's logger: JSON lines on stderr, quiet by default (`warn`);
@@ -6,7 +7,7 @@ import { pino, type Logger } from "pino";
  */
 export function createLogger(bindings: Record<string, unknown> = {}): Logger {
   return pino(
-    { name: "baton", level: process.env.BATON_LOG_LEVEL ?? "warn" },
+    { name: "baton", level: process.env.BATON_LOG_LEVEL ?? "warn", mixin: traceLogMixin },
     pino.destination(2),
   ).child(bindings);
 }

@@ -68,6 +68,12 @@ export type Lease = { runId: string; fence: number; workerId: string };
 export type ClaimedRun = RunRecord & {
   /** True when the previous owner's lease expired (a crash or a stall), not a queued run. */
   takeover: boolean;
+  /**
+   * Set when the run is resumed after an interruption: `handoff` (released by a shutting
+   * down worker) or `crash` (its owner's lease expired), and how long ago that was on the
+   * store's clock, so a worker on another clock can measure the recovery.
+   */
+  resumedFrom?: { cause: "handoff" | "crash"; msAgo: number };
 };
 
 /**
@@ -152,6 +158,7 @@ export type RunEventKind =
   | "failed"
   | "cancelled"
   | "lease-lost"
+  | "lease-expired"
   | "compensating"
   | "compensated"
   | "abandoned"

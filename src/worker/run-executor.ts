@@ -9,6 +9,7 @@ import { decodeJson, encodeJson } from "../workflow/serialize.js";
 import type { Workflow } from "../workflow/types.js";
 import type { ActiveRun } from "./active-run.js";
 import type { StepDurations } from "./step-durations.js";
+import type { BatonMetrics, RecoveryTimer } from "../metrics/baton-metrics.js";
 
 /** How one execution of a run on this worker ended. */
 export type RunOutcome =
@@ -29,6 +30,9 @@ export type ExecuteRunDeps = {
   log: Logger;
   maxPayloadBytes: number;
   durations: StepDurations;
+  metrics: BatonMetrics;
+  /** The recovery clock of a run resumed after a handoff or a lease expiry. */
+  recovery?: RecoveryTimer;
 };
 
 /**
@@ -54,6 +58,8 @@ export async function executeRun(deps: ExecuteRunDeps): Promise<RunOutcome> {
     workflowRetry: resolveRetryPolicy(workflow.retry, `workflow "${workflow.name}"`),
     workflowName: workflow.name,
     durations: deps.durations,
+    metrics: deps.metrics,
+    recovery: deps.recovery,
     mode: compensating ? "collect" : "forward",
   });
 
@@ -77,7 +83,7 @@ export async function executeRun(deps: ExecuteRunDeps): Promise<RunOutcome> {
     const reason = serializeError(thrown.error);
     if (ctx.undo.length === 0) {
       log.info({ err: thrown.error }, "run failed");
-      return finish(store.failRun(lease, JSON.stringify(reason)), {
+      return finish(deps, store.failRun(lease, JSON.stringify(reason)), {
         kind: "failed",
         error: thrown.error,
       });
@@ -96,12 +102,12 @@ export async function executeRun(deps: ExecuteRunDeps): Promise<RunOutcome> {
       error instanceof ValidationError
         ? error
         : new ValidationError(String(error), { cause: error });
-    return finish(store.failRun(lease, JSON.stringify(serializeError(refused))), {
+    return finish(deps, store.failRun(lease, JSON.stringify(serializeError(refused))), {
       kind: "failed",
       error: refused,
     });
   }
-  return finish(store.completeRun(lease, encoded), { kind: "completed" });
+  return finish(deps, store.completeRun(lease, encoded), { kind: "completed" });
 }
 
 /** Undoes the completed steps in reverse order, then ends the run `compensated` (or parks it). */
@@ -118,12 +124,12 @@ async function compensate(
     const halt = ctx.halted ?? (error instanceof RunHalted ? error.halt : undefined);
     if (halt) return afterHalt(deps, halt, log);
     log.error({ err: error }, "compensation failed; run parked");
-    return finish(deps.store.failRun(lease, JSON.stringify(serializeError(error))), {
+    return finish(deps, deps.store.failRun(lease, JSON.stringify(serializeError(error))), {
       kind: "failed",
       error,
     });
   }
-  return finish(deps.store.markCompensated(lease), { kind: "compensated" });
+  return finish(deps, deps.store.markCompensated(lease), { kind: "compensated" });
 }
 
 /** What a halted run leaves behind: a handoff, a sleep, a parked run, or nothing. */
@@ -138,17 +144,20 @@ async function afterHalt(deps: ExecuteRunDeps, halt: Halt, log: Logger): Promise
     case "handoff":
       // A run being compensated stays so; mode `compensate` marks the run for it.
       if (run.status === "compensating" || workflow.onShutdown === "compensate") {
-        return finish(store.releaseRun(lease, "compensate"), { kind: "to-compensate" });
+        return finish(deps, store.releaseRun(lease, "compensate"), { kind: "to-compensate" });
       }
-      return finish(store.releaseRun(lease, "handoff"), { kind: "handed-off" });
+      return finish(deps, store.releaseRun(lease, "handoff"), { kind: "handed-off" }).then((o) => {
+        if (o.kind === "handed-off") deps.metrics.handedOff(halt.reason);
+        return o;
+      });
     case "sleep":
-      return finish(store.releaseRun(lease, "sleep", halt.delayMs), {
+      return finish(deps, store.releaseRun(lease, "sleep", halt.delayMs), {
         kind: "sleeping",
         delayMs: halt.delayMs,
       });
     case "park":
       log.error({ err: halt.error }, "run parked: non-determinism");
-      return finish(store.failRun(lease, JSON.stringify(serializeError(halt.error))), {
+      return finish(deps, store.failRun(lease, JSON.stringify(serializeError(halt.error))), {
         kind: "failed",
         error: halt.error,
       });
@@ -177,6 +186,12 @@ async function recordLeaseLost(
   }
 }
 
-async function finish(write: Promise<boolean>, outcome: RunOutcome): Promise<RunOutcome> {
-  return (await write) ? outcome : { kind: "lease-lost" };
+async function finish(
+  deps: ExecuteRunDeps,
+  write: Promise<boolean>,
+  outcome: RunOutcome,
+): Promise<RunOutcome> {
+  if (await write) return outcome;
+  deps.metrics.staleWriteRejected();
+  return { kind: "lease-lost" };
 }

@@ -5,6 +5,10 @@ import { createLifecycle } from "../lifecycle/lifecycle.js";
 import type { Lifecycle } from "../lifecycle/lifecycle.js";
 import type { PhaseContext } from "../lifecycle/types.js";
 import { ManagementServer } from "../http/management-server.js";
+import { apiRoutes } from "../http/api-routes.js";
+import { BatonMetrics, type RecoveryTimer } from "../metrics/baton-metrics.js";
+import { metricsRoute } from "../metrics/metrics-route.js";
+import { setOutcome, withRunSpan } from "../telemetry/tracing.js";
 import type { ClaimedRun, Store } from "../store/store.js";
 import { LeaseLostError } from "../workflow/errors.js";
 import type { Workflow } from "../workflow/types.js";
@@ -44,6 +48,8 @@ export type WorkerDeps = {
   workflows: ReadonlyMap<string, Workflow>;
   log: Logger;
   maxPayloadBytes: number;
+  /** (Default: a BatonMetrics of this worker's own) */
+  metrics?: BatonMetrics;
   /** Called when the worker starts and stops, so `Baton` can wake it on local starts. */
   onState?: (worker: Worker, state: WorkerLifecycleState) => void;
 };
@@ -75,12 +81,15 @@ export class Worker {
   private tally: DrainTally | undefined;
   private stepDeadline: number | undefined;
   private readonly phaseStarts: Record<string, number> = {};
+  private readonly metrics: BatonMetrics;
+  private removeInflight: (() => void) | undefined;
 
   constructor(
     private readonly deps: WorkerDeps,
     options: WorkerOptions = {},
   ) {
     this.options = resolveWorkerOptions(options);
+    this.metrics = deps.metrics ?? new BatonMetrics({ store: deps.store });
     this.id = this.options.id ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.log = deps.log.child({ workerId: this.id });
     this.leases = new LeaseKeeper(
@@ -145,7 +154,14 @@ export class Worker {
           ready: () => this.lifecycle.ready && this.state_ === "running",
           drain: (reason) => void this.shutdownAndExit(reason),
         },
-        this.options.http,
+        {
+          ...this.options.http,
+          routes: [
+            metricsRoute(this.metrics),
+            ...apiRoutes(store),
+            ...(this.options.http.routes ?? []),
+          ],
+        },
       );
       await this.management.listen();
       // Registered first, so it closes last: probes keep answering until the very end.
@@ -154,6 +170,8 @@ export class Worker {
         close: () => this.management?.close(),
       });
     }
+    this.metrics.registerWorkflows(workflows.keys());
+    this.removeInflight = this.metrics.observeInflight(() => this.runs.size);
     this.leases.start();
     this.unsubscribeWake = store.onWake(() => this.wakeup.notify());
     if (this.options.handleSignals) {
@@ -181,11 +199,11 @@ export class Worker {
    * returns the same promise.
    */
   stop(reason = "stop() called"): Promise<ShutdownReport> {
-    this.stopping ??= this.lifecycle.stop(reason).then((report) => ({
-      ...report,
-      workerId: this.id,
-      runs: this.tally ?? emptyTally(),
-    }));
+    this.stopping ??= this.lifecycle.stop(reason).then((lifecycleReport) => {
+      const report = { ...lifecycleReport, workerId: this.id, runs: this.tally ?? emptyTally() };
+      this.metrics.shutdownFinished(report);
+      return report;
+    });
     return this.stopping;
   }
 
@@ -218,7 +236,9 @@ export class Worker {
       if (free > 0) {
         const claimStartedAt = Date.now();
         try {
-          const claimed = await store.claimRuns(this.id, names, free, this.options.leaseMs);
+          const claimed = await this.metrics.timeClaim(() =>
+            store.claimRuns(this.id, names, free, this.options.leaseMs),
+          );
           for (const run of claimed) this.launch(run, claimStartedAt);
           if (claimed.length > 0 && claimed.length === free) continue;
         } catch (error) {
@@ -241,15 +261,37 @@ export class Worker {
       let outcome: RunOutcome;
       try {
         if (!workflow) throw new Error(`no workflow "${run.workflow}" on this worker`);
-        outcome = await executeRun({
-          store: this.deps.store,
-          workflow,
-          run,
-          active,
-          log: this.log,
-          maxPayloadBytes: this.deps.maxPayloadBytes,
-          durations: this.durations,
-        });
+        const recovery: RecoveryTimer | undefined =
+          run.resumedFrom &&
+          this.metrics.startRecovery(run.resumedFrom.cause, Date.now() - run.resumedFrom.msAgo);
+        outcome = await withRunSpan(
+          {
+            runId: run.id,
+            workflow: run.workflow,
+            workflowVersion: run.version,
+            fence: run.fence,
+            workerId: this.id,
+            takeover: run.takeover,
+            interruptions: run.interruptions,
+          },
+          async (span) => {
+            const ended = await executeRun({
+              store: this.deps.store,
+              workflow,
+              run,
+              active,
+              log: this.log,
+              maxPayloadBytes: this.deps.maxPayloadBytes,
+              durations: this.durations,
+              metrics: this.metrics,
+              recovery,
+            });
+            setOutcome(span, ended.kind, ended.kind === "failed" ? ended.error : undefined);
+            return ended;
+          },
+        );
+        // A run resumed by replay alone, which ended without starting a step.
+        if (ended(outcome)) recovery?.stepStarted();
       } catch (error) {
         // The store failed under us; the lease will expire and another worker resumes the run.
         this.log.error(
@@ -269,6 +311,16 @@ export class Worker {
     active.dispose();
     if (this.runs.get(active.lease.runId) !== active) return; // already force-released at finalize
     this.runs.delete(active.lease.runId);
+    this.metrics.runExecutionFinished(active.workflow, outcome.kind);
+    this.log.info(
+      {
+        runId: active.lease.runId,
+        workflow: active.workflow,
+        fence: active.lease.fence,
+        outcome: outcome.kind,
+      },
+      "run execution ended",
+    );
     if (this.tally) {
       const key = (
         {
@@ -361,10 +413,16 @@ export class Worker {
         ),
       );
       const released = await this.deps.store.releaseRun(run.lease, "handoff").catch(() => false);
-      if (released) tally.failedToCheckpoint += 1;
-      else tally.leaseLost += 1;
+      if (released) {
+        tally.failedToCheckpoint += 1;
+        this.metrics.handedOff("finalize");
+      } else {
+        tally.leaseLost += 1;
+        this.metrics.staleWriteRejected();
+      }
     }
     await this.leases.stop();
+    this.removeInflight?.();
     this.unsubscribeWake?.();
     this.removeSignals?.();
     this.state_ = "stopped";
@@ -397,4 +455,10 @@ export class Worker {
       exitCode: tally.failedToCheckpoint > 0 ? 1 : 0,
     };
   }
+}
+
+function ended(outcome: RunOutcome): boolean {
+  return (
+    outcome.kind === "completed" || outcome.kind === "failed" || outcome.kind === "compensated"
+  );
 }

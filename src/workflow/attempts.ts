@@ -7,6 +7,8 @@ import { backoffDelay, type ResolvedRetryPolicy } from "./retry.js";
 import type { RunGuard } from "./run-guard.js";
 import { decodeJson, encodeJson } from "./serialize.js";
 import type { StepContext } from "./types.js";
+import { stepLogFields } from "../telemetry/log-fields.js";
+import { withStepSpan } from "../telemetry/tracing.js";
 
 export type AttemptSpec<T> = {
   seq: number;
@@ -76,13 +78,34 @@ export async function runAttempts<T>(guard: RunGuard, spec: AttemptSpec<T>): Pro
       },
     };
     Object.assign(s, spec.extra);
+    const log = guard.log.child(stepLogFields(name, seq, attempt));
+    const seconds = () => (Date.now() - startedAt) / 1000;
     let value: T;
     try {
-      value = await spec.invoke(s);
+      value = await withStepSpan(
+        {
+          runId: guard.runId,
+          workflow: deps.workflowName,
+          step: name,
+          seq,
+          kind,
+          attempt,
+          fence: deps.lease.fence,
+          workerId: deps.lease.workerId,
+        },
+        async () => spec.invoke(s),
+        { interrupted: () => control.signal.aborted || control.deadlineSignal.aborted },
+      );
     } catch (error) {
-      guard.afterAttempt(true);
+      try {
+        guard.afterAttempt(true);
+      } catch (halt) {
+        deps.metrics.stepFinished(deps.workflowName, "interrupted", seconds());
+        throw halt;
+      }
       failedAttempts = attempt;
       const final = isTerminal(error) || failedAttempts >= policy.maxAttempts;
+      deps.metrics.stepFinished(deps.workflowName, final ? "failed" : "retrying", seconds());
       await record({
         status: final ? "failed" : "retrying",
         error: JSON.stringify(serializeError(error)),
@@ -93,16 +116,18 @@ export async function runAttempts<T>(guard: RunGuard, spec: AttemptSpec<T>): Pro
         error instanceof RetryableError && error.retryAfterMs !== undefined
           ? error.retryAfterMs
           : backoffDelay(policy, failedAttempts);
-      guard.log.info(
-        { step: name, attempt, delayMs: delay, err: error },
-        `${kind} failed; retrying`,
-      );
+      log.info({ delayMs: delay, err: error }, `${kind} failed; retrying`);
       await guard.waitBeforeRetry(delay);
       continue;
     } finally {
       stepSignal.dispose();
     }
-    guard.afterAttempt(false);
+    try {
+      guard.afterAttempt(false);
+    } catch (halt) {
+      deps.metrics.stepFinished(deps.workflowName, "interrupted", seconds());
+      throw halt;
+    }
     if (intent) faultPoint(`${kind}:after-run`);
     let output: string | null;
     try {
@@ -116,6 +141,7 @@ export async function runAttempts<T>(guard: RunGuard, spec: AttemptSpec<T>): Pro
       throw error;
     }
     await record({ status: "completed", output, attempts: attempt });
+    deps.metrics.stepFinished(deps.workflowName, "completed", seconds());
     if (intent) faultPoint(`${kind}:after-result`);
     deps.durations.record(deps.workflowName, name, Date.now() - startedAt);
     return decodeJson<T>(output);

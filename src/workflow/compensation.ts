@@ -45,8 +45,10 @@ export async function runCompensations(
         },
         invoke: (c) => entry.compensate(c as never, entry.result),
       });
+      guard.deps.metrics.compensationFinished("completed");
     } catch (error) {
       if (guard.halted) throw error;
+      guard.deps.metrics.compensationFinished("failed");
       throw parked(
         guard.runId,
         entry,

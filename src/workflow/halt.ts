@@ -1,4 +1,5 @@
 import type { LeaseLostError, NonDeterminismError } from "./errors.js";
+import type { HandoffReason } from "../metrics/labels.js";
 
 /**
  * Why a run stopped before its workflow function finished. A halt is not a failure of
@@ -10,7 +11,7 @@ import type { LeaseLostError, NonDeterminismError } from "./errors.js";
  * - `collected`: replaying to collect compensations reached the first unrecorded step.
  */
 export type Halt =
-  | { kind: "handoff" }
+  | { kind: "handoff"; reason: HandoffReason }
   | { kind: "collected" }
   | { kind: "sleep"; delayMs: number }
   | { kind: "lease-lost"; error: LeaseLostError }

@@ -90,7 +90,10 @@ export class RunContext implements WorkflowContext {
         invoke: (s) => fn(s as never),
       });
     });
-    if (options.compensate) this.remember(seq, name, key, value, options.compensate, options.retry);
+    if (options.compensate) {
+      if (recorded?.status !== "completed") this.deps.metrics.compensationRegistered();
+      this.remember(seq, name, key, value, options.compensate, options.retry);
+    }
     return value;
   }
 
@@ -100,10 +103,12 @@ export class RunContext implements WorkflowContext {
     const recorded = this.guard.recorded(seq, name, "effect");
     const key = spec.idempotencyKey ?? `${this.runId}:${seq}:${name}`;
     const unknownOutcome = recorded?.status === "pending" || recorded?.status === "running";
+    if (recorded?.status === "completed") this.deps.metrics.effectResolved("replayed");
     const value = await this.settle<T>(
       recorded,
       () => {
         this.guard.beforeNewWork(name, options.expectedMs);
+        if (!unknownOutcome) this.deps.metrics.effectResolved("executed");
         let resolving = unknownOutcome;
         return runAttempts<T>(this.guard, {
           seq,
@@ -136,6 +141,8 @@ export class RunContext implements WorkflowContext {
       },
       unknownOutcome,
     );
+    if (spec.compensate && recorded?.status !== "completed")
+      this.deps.metrics.compensationRegistered();
     if (spec.compensate)
       this.remember(seq, name, key, value, spec.compensate as Compensate<unknown>, options.retry);
     return value;
@@ -205,6 +212,7 @@ export class RunContext implements WorkflowContext {
     resolution: EffectResolution,
   ): Promise<void> {
     this.log.warn({ step: name, idempotencyKey: key, resolution }, "effect outcome was unknown");
+    this.deps.metrics.effectResolved(resolution);
     const { lease, store } = this.deps;
     await store.appendEvent({
       runId: this.runId,

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { JournalEntry, JournalKind, Lease, Store, StepWrite } from "../store/store.js";
 import type { StepDurations } from "../worker/step-durations.js";
+import type { BatonMetrics, RecoveryTimer } from "../metrics/baton-metrics.js";
 import { LeaseLostError, NonDeterminismError } from "./errors.js";
 import { RunHalted, type Halt } from "./halt.js";
 import type { ResolvedRetryPolicy } from "./retry.js";
@@ -34,6 +35,9 @@ export type RunGuardDeps = {
   workflowName: string;
   /** Recent step durations: recorded by attempts, read by drain-aware dispatch. */
   durations: StepDurations;
+  metrics: BatonMetrics;
+  /** Observed when the first new step starts, for a run resumed after a handoff or a crash. */
+  recovery?: RecoveryTimer;
 };
 
 /**
@@ -96,13 +100,15 @@ export class RunGuard {
       }
       throw error;
     }
-    if (control.handoffSignal.aborted || control.deadlineSignal.aborted)
-      this.halt({ kind: "handoff" });
+    if (control.deadlineSignal.aborted) this.halt({ kind: "handoff", reason: "step-deadline" });
+    if (control.handoffSignal.aborted) this.halt({ kind: "handoff", reason: "shutdown" });
     if (control.draining && control.deadline !== undefined && step !== undefined) {
       const expected = expectedMs ?? this.deps.durations.p95(this.deps.workflowName, step);
       if (expected !== undefined && expected > control.deadline - Date.now())
-        this.halt({ kind: "handoff" });
+        this.halt({ kind: "handoff", reason: "expected-duration" });
     }
+    // Nothing stops this run from starting new work: if it was resumed, it has recovered.
+    this.deps.recovery?.stepStarted();
   }
 
   /** After an attempt settled: halt if the run was lost, or if a shutdown cut the attempt short. */
@@ -111,7 +117,8 @@ export class RunGuard {
     if (this.deps.control.signal.aborted)
       this.halt({ kind: "lease-lost", error: this.leaseLost() });
     // Stopped by a shutdown's step deadline: an interruption, not a failed attempt.
-    if (interrupted && this.deps.control.deadlineSignal.aborted) this.halt({ kind: "handoff" });
+    if (interrupted && this.deps.control.deadlineSignal.aborted)
+      this.halt({ kind: "handoff", reason: "step-deadline" });
   }
 
   /** Waits out a retry backoff; a lost lease or a requested handoff ends the wait early. */
@@ -133,8 +140,11 @@ export class RunGuard {
 
   /** A fenced journal write; a refusal means another owner or a cancel, and halts the run. */
   async write(write: StepWrite): Promise<void> {
-    const ok = await this.deps.store.writeStep(this.deps.lease, write);
+    const ok = await this.deps.metrics.timeCheckpoint(() =>
+      this.deps.store.writeStep(this.deps.lease, write),
+    );
     if (!ok) {
+      this.deps.metrics.staleWriteRejected();
       const error = new LeaseLostError(
         `run ${this.runId}: the store refused a write with fence ${this.deps.lease.fence}; ` +
           `another worker owns the run now, or it was cancelled. This worker stops it here.`,

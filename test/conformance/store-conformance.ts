@@ -144,11 +144,16 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
           fence: run.fence + 1,
           leaseOwner: "w2",
         });
-        expect((await store.listEvents("r")).map((e) => [e.kind, e.workerId, e.fence])).toEqual([
+        // The expiry that allowed the takeover is on the timeline, at the old lease's end.
+        const events = await store.listEvents("r");
+        expect(events.map((e) => [e.kind, e.workerId, e.fence])).toEqual([
           ["created", null, 0],
           ["claimed", "w1", 1],
+          ["lease-expired", "w1", 1],
           ["takeover", "w2", 2],
         ]);
+        expect(events[2]!.at).toBe(run.leaseExpiresAt);
+        expect(taken!.resumedFrom).toEqual({ cause: "crash", msAgo: expect.any(Number) as number });
       });
 
       it("renews only the leases named and still held, and reports a lost one", async () => {
@@ -355,6 +360,10 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
         });
         const [again] = await store.claimRuns("w2", [WF], 1, 10_000);
         expect(again).toMatchObject({ id: "r", fence: 2, takeover: false, interruptions: 1 });
+        expect(again!.resumedFrom).toEqual({
+          cause: "handoff",
+          msAgo: expect.any(Number) as number,
+        });
       });
 
       it("fails a run with its error", async () => {

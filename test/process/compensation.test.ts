@@ -51,6 +51,7 @@ describe("compensation under SIGKILL", () => {
       "created",
       "claimed",
       "compensating",
+      "lease-expired",
       "takeover",
       "compensated",
     ]);

@@ -55,12 +55,14 @@ describe("a worker SIGKILLed mid-step", () => {
     expect(details.events.map((e) => e.kind)).toEqual([
       "created",
       "claimed",
+      "lease-expired",
       "takeover",
       "completed",
     ]);
-    // The rescuer waited for the victim's lease (1 s, renewed until the kill) to expire.
+    // The victim's lease (1 s, renewed until the kill) expired after the kill; then the rescuer took over.
+    expect(details.events[2]).toMatchObject({ workerId: victim.workerId, fence: 1 });
     expect(details.events[2]!.at).toBeGreaterThanOrEqual(killedAt);
-    expect(details.events[2]!.workerId).toBe(rescuer.workerId);
+    expect(details.events[3]!.workerId).toBe(rescuer.workerId);
     expect(details.interruptions).toBe(0);
   });
 });

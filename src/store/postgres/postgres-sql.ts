@@ -149,7 +149,8 @@ export function postgresStatements(schema: string) {
      */
     claimRuns: `
       WITH due AS (
-        SELECT id, priority, resumed AS resumed_first, created_at, false AS takeover
+        SELECT id, priority, resumed AS resumed_first, created_at, false AS takeover,
+          lease_owner AS old_owner, lease_expires_at AS old_expires_at, fence AS old_fence
         FROM ${t("runs")}
         WHERE status IN ('queued','sleeping') AND available_at <= ${NOW}
           AND workflow = ANY ($2::text[])
@@ -157,7 +158,8 @@ export function postgresStatements(schema: string) {
         LIMIT $3::int
         FOR UPDATE SKIP LOCKED),
       expired AS (
-        SELECT id, priority, true AS resumed_first, created_at, true AS takeover
+        SELECT id, priority, true AS resumed_first, created_at, true AS takeover,
+          lease_owner AS old_owner, lease_expires_at AS old_expires_at, fence AS old_fence
         FROM ${t("runs")}
         WHERE status = 'running' AND lease_expires_at < ${NOW}
           AND workflow = ANY ($2::text[])
@@ -166,7 +168,7 @@ export function postgresStatements(schema: string) {
         FOR UPDATE SKIP LOCKED),
       compensating AS (
         SELECT id, priority, true AS resumed_first, created_at,
-          lease_owner IS NOT NULL AS takeover
+          lease_owner IS NOT NULL AS takeover, lease_owner AS old_owner, lease_expires_at AS old_expires_at, fence AS old_fence
         FROM ${t("runs")}
         WHERE status = 'compensating'
           AND ((lease_owner IS NULL AND available_at <= ${NOW})
@@ -188,12 +190,27 @@ export function postgresStatements(schema: string) {
           resumed = false, updated_at = ${NOW}
         FROM candidates c
         WHERE r.id = c.id
-        RETURNING r.*, c.takeover, c.resumed_first),
+        RETURNING r.*, c.takeover, c.resumed_first, c.old_owner, c.old_expires_at, c.old_fence),
       logged AS (
+        -- A takeover records first the expiry that allowed it (old owner, old fence, at the
+        -- old lease's end), then the takeover: one INSERT, rows in that order.
         INSERT INTO ${t("events")} (run_id, kind, at, worker_id, fence)
-        SELECT id, CASE WHEN takeover THEN 'takeover' ELSE 'claimed' END, updated_at, $1, fence
-        FROM claimed)
-      SELECT * FROM claimed ORDER BY priority DESC, resumed_first DESC, created_at, id`,
+        SELECT run_id, kind, at, worker_id, fence FROM (
+          SELECT id AS run_id, 'lease-expired' AS kind, old_expires_at AS at,
+            old_owner AS worker_id, old_fence AS fence, 0 AS ord
+          FROM claimed WHERE takeover
+          UNION ALL
+          SELECT id, CASE WHEN takeover THEN 'takeover' ELSE 'claimed' END, updated_at, $1, fence, 1
+          FROM claimed) e
+        ORDER BY run_id, ord)
+      -- The run's last event before this claim (this statement's own rows are not visible):
+      -- a handoff tells how long the run waited to be resumed.
+      SELECT claimed.*, last.kind AS last_event, last.at AS last_event_at, ${NOW} AS claimed_at
+      FROM claimed
+      LEFT JOIN LATERAL (
+        SELECT kind, at FROM ${t("events")} e WHERE e.run_id = claimed.id ORDER BY e.id DESC LIMIT 1
+      ) last ON true
+      ORDER BY priority DESC, resumed_first DESC, created_at, id`,
     /** $1 worker, $2 run ids, $3 fences, $4 lease ms. Touches the worker row in the same statement. */
     renewLeases: `
       WITH beat AS (

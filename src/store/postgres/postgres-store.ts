@@ -39,7 +39,13 @@ import {
 import { postgresStatements, wakeChannel, type PostgresStatements } from "./postgres-sql.js";
 import { WakeListener } from "./postgres-wake.js";
 
-type ClaimedRow = RunRow & { takeover: boolean };
+type ClaimedRow = RunRow & {
+  takeover: boolean;
+  old_expires_at: number | null;
+  last_event: string | null;
+  last_event_at: number | null;
+  claimed_at: number;
+};
 
 /**
  * The multi-machine backend: PostgreSQL through a bounded `pg` pool. Claims lock their
@@ -175,7 +181,15 @@ export class PostgresStore implements Store {
     if (limit <= 0 || workflows.length === 0) return [];
     const values = [workerId, workflows, limit, leaseMs];
     const { rows } = await this.query<ClaimedRow>(this.sql.claimRuns, values, "once");
-    return rows.map((row) => ({ ...toRun(row), takeover: row.takeover }));
+    return rows.map((row) => {
+      let resumedFrom: ClaimedRun["resumedFrom"];
+      if (row.takeover && row.old_expires_at !== null) {
+        resumedFrom = { cause: "crash", msAgo: row.claimed_at - row.old_expires_at };
+      } else if (row.last_event === "handoff" && row.last_event_at !== null) {
+        resumedFrom = { cause: "handoff", msAgo: row.claimed_at - row.last_event_at };
+      }
+      return { ...toRun(row), takeover: row.takeover, ...(resumedFrom ? { resumedFrom } : {}) };
+    });
   }
 
   async renewLeases(

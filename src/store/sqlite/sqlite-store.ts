@@ -186,8 +186,14 @@ export class SqliteStore implements Store {
         const candidates = this.sql.claimCandidates.all(params) as Array<{
           id: string;
           status: string;
+          lease_owner: string | null;
+          lease_expires_at: number | null;
+          fence: number;
+          last_event: string | null;
+          last_event_at: number | null;
         }>;
-        return candidates.map(({ id, status }) => {
+        return candidates.map((c) => {
+          const { id, status } = c;
           const row = this.sql.claimOne.get({
             id,
             workerId,
@@ -195,8 +201,16 @@ export class SqliteStore implements Store {
             expiresAt: now + leaseMs,
           }) as RunRow;
           const takeover = status === "running" || status === "compensating-expired";
+          let resumedFrom: ClaimedRun["resumedFrom"];
+          if (takeover && c.lease_expires_at !== null) {
+            // The expiry that allowed this takeover, on the timeline, with the old owner.
+            this.event(id, "lease-expired", c.lease_expires_at, c.lease_owner, c.fence, null);
+            resumedFrom = { cause: "crash", msAgo: now - c.lease_expires_at };
+          } else if (c.last_event === "handoff" && c.last_event_at !== null) {
+            resumedFrom = { cause: "handoff", msAgo: now - c.last_event_at };
+          }
           this.event(id, takeover ? "takeover" : "claimed", now, workerId, row.fence, null);
-          return { ...toRun(row), takeover };
+          return { ...toRun(row), takeover, ...(resumedFrom ? { resumedFrom } : {}) };
         });
       })
       .immediate();
@@ -477,7 +491,10 @@ function prepareStatements(db: Database.Database, fencing: boolean) {
     anyClaimable: db.prepare(`SELECT 1 FROM runs WHERE ${claimable} LIMIT 1`),
     claimCandidates: db.prepare(`
       SELECT id, CASE WHEN status = 'compensating' AND lease_owner IS NOT NULL
-                      THEN 'compensating-expired' ELSE status END AS status
+                      THEN 'compensating-expired' ELSE status END AS status,
+        lease_owner, lease_expires_at, fence,
+        (SELECT kind FROM events e WHERE e.run_id = runs.id ORDER BY e.id DESC LIMIT 1) AS last_event,
+        (SELECT at FROM events e WHERE e.run_id = runs.id ORDER BY e.id DESC LIMIT 1) AS last_event_at
       FROM runs WHERE ${claimable}
       ORDER BY priority DESC, (resumed = 1 OR status IN ('running','compensating')) DESC, created_at, id
       LIMIT @limit`),
