@@ -25,8 +25,8 @@ import {
   type ResolvedPostgresOptions,
 } from "./postgres-options.js";
 import { classifyFailure, withPooledClient, type Replay } from "./postgres-retry.js";
+import { pgTypes } from "./postgres-rows.js";
 import {
-  pgTypes,
   toEvent,
   toJournalEntry,
   toRun,
@@ -35,7 +35,7 @@ import {
   type RunRow,
   type StepRow,
   type WorkerRow,
-} from "./postgres-rows.js";
+} from "../rows.js";
 import { postgresStatements, wakeChannel, type PostgresStatements } from "./postgres-sql.js";
 import { WakeListener } from "./postgres-wake.js";
 

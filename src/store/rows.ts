@@ -1,6 +1,9 @@
-import type { JournalEntry, RunEvent, RunRecord, WorkerRecord } from "../store.js";
+import type { JournalEntry, RunEvent, RunRecord, WorkerRecord } from "./store.js";
 
-/** Row shapes as better-sqlite3 returns them, and their mapping to the store's records. */
+/**
+ * Row shapes as both backends return them (snake_case columns; times, fences and counts as
+ * numbers), and their mapping to the store's records.
+ */
 
 export type RunRow = {
   id: string;
@@ -16,7 +19,8 @@ export type RunRow = {
   lease_expires_at: number | null;
   available_at: number;
   interruptions: number;
-  resumed: number;
+  /** SQLite stores 0/1, PostgreSQL a boolean. */
+  resumed: number | boolean;
   created_at: number;
   updated_at: number;
   completed_at: number | null;
@@ -37,7 +41,7 @@ export function toRun(row: RunRow): RunRecord {
     leaseExpiresAt: row.lease_expires_at,
     availableAt: row.available_at,
     interruptions: row.interruptions,
-    resumed: row.resumed === 1,
+    resumed: Boolean(row.resumed),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     completedAt: row.completed_at,
