@@ -1,4 +1,5 @@
 import type { ShutdownReport as LifecycleReport } from "../lifecycle/types.js";
+import type { RunOutcome } from "./run-executor.js";
 
 /** What became of the runs a worker held when it began to shut down. */
 export type DrainTally = {
@@ -46,4 +47,49 @@ export function emptyTally(): DrainTally {
  */
 export function stepDeadlineWithin(drainDeadline: number, drainBudgetMs: number): number {
   return drainDeadline - Math.min(1_000, Math.floor(drainBudgetMs / 5));
+}
+
+const TALLY_OF: Record<RunOutcome["kind"], keyof DrainTally> = {
+  completed: "completed",
+  failed: "failed",
+  compensated: "compensated",
+  "handed-off": "handedOff",
+  "to-compensate": "toCompensate",
+  sleeping: "sleeping",
+  "lease-lost": "leaseLost",
+};
+
+/** Counts how a run's execution ended, during a drain. */
+export function countOutcome(tally: DrainTally, outcome: RunOutcome["kind"]): void {
+  tally[TALLY_OF[outcome]] += 1;
+}
+
+/**
+ * The report a worker stores at finalize (the store closes after it): when each of its
+ * phases began, as durations, what became of its runs, and the exit code so far. The
+ * full report, with the close phase, is the one logged at exit.
+ */
+export function storedShutdownReport(
+  workerId: string,
+  phaseStarts: Readonly<Record<string, number>>,
+  tally: DrainTally,
+  now = Date.now(),
+) {
+  const span = (from: string, to: string | undefined) => {
+    const start = phaseStarts[from];
+    if (start === undefined) return undefined;
+    return (to === undefined ? now : (phaseStarts[to] ?? now)) - start;
+  };
+  return {
+    workerId,
+    startedAt: phaseStarts.notReady,
+    phasesMs: {
+      notReadyAndPreStop: span("notReady", "stopIntake"),
+      stopIntake: span("stopIntake", "drain"),
+      drain: span("drain", "finalize"),
+      finalize: span("finalize", undefined),
+    },
+    runs: tally,
+    exitCode: tally.failedToCheckpoint > 0 ? 1 : 0,
+  };
 }

@@ -23,7 +23,9 @@ import {
   type WorkerOptions,
 } from "./worker-options.js";
 import {
+  countOutcome,
   emptyTally,
+  storedShutdownReport,
   stepDeadlineWithin,
   type DrainTally,
   type ShutdownReport,
@@ -321,20 +323,7 @@ export class Worker {
       },
       "run execution ended",
     );
-    if (this.tally) {
-      const key = (
-        {
-          completed: "completed",
-          failed: "failed",
-          compensated: "compensated",
-          "handed-off": "handedOff",
-          "to-compensate": "toCompensate",
-          sleeping: "sleeping",
-          "lease-lost": "leaseLost",
-        } as const
-      )[outcome.kind];
-      this.tally[key] += 1;
-    }
+    if (this.tally) countOutcome(this.tally, outcome.kind);
     if (outcome.kind === "sleeping")
       setTimeout(() => this.wakeup.notify(), outcome.delayMs).unref();
     this.wakeup.notify();
@@ -429,31 +418,13 @@ export class Worker {
     ctx.report("runs", tally);
     if (this.loop) {
       await this.deps.store.setWorkerState(this.id, "stopped");
-      await this.deps.store.saveShutdownReport(this.id, JSON.stringify(this.storedReport(tally)));
+      await this.deps.store.saveShutdownReport(
+        this.id,
+        JSON.stringify(storedShutdownReport(this.id, this.phaseStarts, tally)),
+      );
     }
     this.deps.onState?.(this, "stopped");
     this.log.info({ runs: tally }, "worker stopped");
-  }
-
-  private storedReport(tally: DrainTally) {
-    const starts = this.phaseStarts;
-    const now = Date.now();
-    const span = (from: string, to: string | undefined) =>
-      starts[from] === undefined
-        ? undefined
-        : (to === undefined ? now : (starts[to] ?? now)) - starts[from];
-    return {
-      workerId: this.id,
-      startedAt: starts.notReady,
-      phasesMs: {
-        notReadyAndPreStop: span("notReady", "stopIntake"),
-        stopIntake: span("stopIntake", "drain"),
-        drain: span("drain", "finalize"),
-        finalize: span("finalize", undefined),
-      },
-      runs: tally,
-      exitCode: tally.failedToCheckpoint > 0 ? 1 : 0,
-    };
   }
 }
 
