@@ -8,6 +8,8 @@ import { cpus, totalmem } from "node:os";
 import { measureEnqueueLatency } from "./enqueue-latency.js";
 import { measureStepOverhead } from "./step-overhead.js";
 import { measureHandoffLatency, measureShutdownTime } from "./shutdown.js";
+import { measurePostgresEnqueueLatency } from "./postgres/enqueue-latency.js";
+import { measurePostgresHandoffLatency } from "./postgres/handoff-latency.js";
 import { ms } from "./stats.js";
 
 const results: Record<string, unknown> = {
@@ -51,6 +53,22 @@ results.shutdownTime = shutdown;
 console.log(
   `  SIGTERM to exit, ${shutdown.runs} runs in flight: ${ms(shutdown.tookMs)}, exit ${shutdown.code}, handed off ${shutdown.handedOff}  (${shutdown.tookMs <= 250 ? "meets" : "MISSES"} goal <= 250 ms)`,
 );
+
+console.log("PostgreSQL (BATON_BENCH_PG_URL, else the local server; peers vs DBOS: bench/peers)");
+try {
+  const enqueue = await measurePostgresEnqueueLatency();
+  results.postgresEnqueueLatency = enqueue;
+  console.log(
+    `  enqueue-to-start with NOTIFY, worker in another process: p50 ${ms(enqueue.p50)}  p99 ${ms(enqueue.p99)}  (${enqueue.p99 <= 20 ? "meets" : "MISSES"} goal p99 <= 20 ms)`,
+  );
+  const handoffPg = await measurePostgresHandoffLatency(30, 1);
+  results.postgresHandoffLatency = handoffPg;
+  console.log(
+    `  handoff latency, one run in flight: p50 ${ms(handoffPg.p50)}  p99 ${ms(handoffPg.p99)}  (${handoffPg.p99 <= 50 ? "meets" : "MISSES"} goal p99 <= 50 ms)`,
+  );
+} catch (error) {
+  console.log(`  skipped: ${(error as Error).message}`);
+}
 
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
 writeFileSync(

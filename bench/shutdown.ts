@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Baton } from "../src/index.js";
-import { spawnWorker } from "../src/demo/worker-process.js";
+import { spawnWorker, type WorkerProcess } from "../src/demo/worker-process.js";
 import { tempDir } from "../test/support/temp-dir.js";
 import { waitFor } from "../test/support/wait-for.js";
 import { summarize } from "./stats.js";
@@ -35,6 +35,13 @@ async function setup(name: string) {
   const store = `sqlite:${join(dir.path, "baton.db")}`;
   const log = join(dir.path, "starts.log");
   const baton = await Baton.open({ store, workflows: [loop] });
+  const spawned: WorkerProcess[] = [];
+  /** Kills whatever worker is still alive (a benchmark that throws must not leave one behind). */
+  const killAll = async () => {
+    for (const w of spawned)
+      if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill("SIGKILL");
+    await Promise.all(spawned.map((w) => w.exited));
+  };
   const spawn = (concurrency: number) =>
     spawnWorker({
       store,
@@ -42,13 +49,13 @@ async function setup(name: string) {
       nodeArgs: ["--import", "tsx"],
       concurrency,
       env: { BATON_BENCH_LOG: log },
-    });
-  return { dir, baton, log, spawn };
+    }).then((w) => (spawned.push(w), w));
+  return { dir, baton, log, spawn, killAll };
 }
 
 /** `runs` runs on worker A; SIGTERM A; each run's next step starts on B. */
 export async function measureHandoffLatency(runs = 100) {
-  const { dir, baton, log, spawn } = await setup("handoff");
+  const { dir, baton, log, spawn, killAll } = await setup("handoff");
   try {
     const a = await spawn(runs);
     for (let i = 0; i < runs; i++)
@@ -79,6 +86,7 @@ export async function measureHandoffLatency(runs = 100) {
     await b.exited;
     return summarize(latencies);
   } finally {
+    await killAll();
     await baton.close();
     dir.remove();
   }
@@ -86,7 +94,7 @@ export async function measureHandoffLatency(runs = 100) {
 
 /** SIGTERM to exit of a worker holding `runs` runs of 1 ms steps. */
 export async function measureShutdownTime(runs = 1_000) {
-  const { dir, baton, log, spawn } = await setup("shutdown");
+  const { dir, baton, log, spawn, killAll } = await setup("shutdown");
   try {
     const a = await spawn(runs);
     for (let i = 0; i < runs; i++)
@@ -101,6 +109,7 @@ export async function measureShutdownTime(runs = 1_000) {
     };
     return { runs, code, tookMs, inFlight: report.runs.inFlight, handedOff: report.runs.handedOff };
   } finally {
+    await killAll();
     await baton.close();
     dir.remove();
   }

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Baton, type RunDetails } from "../../src/index.js";
 import type { WorkerProcess } from "../../src/demo/worker-process.js";
-import { drainer, patient, steps, stubborn } from "../fixtures/workflows.js";
+import { drainer, patient, steps, stubborn, undoOnStop } from "../fixtures/workflows.js";
 import { readExecLog } from "../support/exec-log.js";
 import { tempDir } from "../support/temp-dir.js";
 import { waitFor } from "../support/wait-for.js";
@@ -20,7 +20,10 @@ afterEach(async () => {
 async function setup() {
   const dir = tempDir();
   const store = `sqlite:${join(dir.path, "baton.db")}`;
-  const baton = await Baton.open({ store, workflows: [steps, drainer, patient, stubborn] });
+  const baton = await Baton.open({
+    store,
+    workflows: [steps, drainer, patient, stubborn, undoOnStop],
+  });
   const workers = workerProcesses(store, dir.path);
   cleanups.push(
     () => dir.remove(),
@@ -119,6 +122,29 @@ describe("graceful shutdown of a worker process", () => {
     expect(onA).toBeGreaterThan(3);
     expect(onA).toBeLessThan(60);
     expectNoStepRanTwice(log());
+  });
+
+  it("compensate mode: SIGTERM marks the run for compensation; another worker undoes it, exit 0", async () => {
+    const { baton, start, log } = await setup();
+    const a = await start();
+    const run = await baton.start(undoOnStop, { steps: 40, stepMs: 100 }, { id: "undo" });
+    await waitFor(() => log().filter((l) => l.run === "undo").length >= 3);
+    const { code } = await terminate(a);
+    expect(code).toBe(0);
+    expect((await run.status()).status).toBe("compensating");
+    const b = await start();
+    await waitFor(async () => (await run.status()).status === "compensated", 15_000);
+    const undone = log().filter((l) => l.step === "compensate:open-account");
+    expect(undone.map((l) => l.pid)).toEqual([b.pid]);
+    // Nothing went forward after the signal: the last step A ran was the one in flight.
+    expect(log().filter((l) => l.pid === b.pid && l.step.startsWith("work-"))).toEqual([]);
+    expect(kinds((await baton.get("undo"))!)).toEqual([
+      "created",
+      "claimed",
+      "compensating",
+      "claimed",
+      "compensated",
+    ]);
   });
 
   it("a long step sees its signal abort at the step deadline, saves progress, and resumes elsewhere without losing an attempt", async () => {
