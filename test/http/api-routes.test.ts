@@ -8,7 +8,7 @@ import {
   type ApiWorkerList,
 } from "../../src/http/api-routes.js";
 import { ManagementServer } from "../../src/http/management-server.js";
-import type { Lease } from "../../src/store/store.js";
+import { COMPENSATION_SEQ_BASE, type Lease } from "../../src/store/store.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { TimelineEntry } from "../../src/telemetry/run-timeline.js";
 import { tempDir } from "../support/temp-dir.js";
@@ -338,5 +338,78 @@ describe("access", () => {
       await exposed.close();
     }
     expect(apiRoutes(store).every((r) => r.access === "read" && r.method === "GET")).toBe(true);
+  });
+
+  it("tells the story of a run handed off twice and then compensated, in order", async () => {
+    const id = "trip-7";
+    await store.createRun({ id, workflow: WORKFLOW, version: 1, input: "{}", priority: 0 });
+    const effect = (lease: Lease, status: "pending" | "completed", output?: unknown) =>
+      store.writeStep(lease, {
+        seq: 0,
+        name: "book",
+        kind: "effect",
+        status,
+        attempts: status === "pending" ? 0 : 1,
+        idempotencyKey: `${id}:0:book`,
+        ...(output === undefined ? {} : { output: JSON.stringify(output) }),
+      });
+    const a = await claim("w-a");
+    expect(await effect(a, "pending")).toBe(true);
+    expect(await effect(a, "completed", { booking: 1 })).toBe(true);
+    expect(await store.releaseRun(a, "handoff")).toBe(true);
+    await sleep(3);
+    const b = await claim("w-b");
+    expect(await store.releaseRun(b, "handoff")).toBe(true);
+    await sleep(3);
+    const c = await claim("w-c");
+    await completeStep(c, 1, "pay", "declined");
+    expect(
+      await store.beginCompensation(
+        c,
+        JSON.stringify({ name: "TerminalError", message: "card declined" }),
+      ),
+    ).toBe(true);
+    expect(
+      await store.writeStep(c, {
+        seq: COMPENSATION_SEQ_BASE,
+        name: "compensate:book",
+        kind: "compensation",
+        status: "completed",
+        attempts: 1,
+        idempotencyKey: `${id}:0:book:compensate`,
+      }),
+    ).toBe(true);
+    expect(await store.markCompensated(c)).toBe(true);
+
+    const details = await get<ApiRunDetails>(`/api/runs/${id}`);
+    expect(details.run).toMatchObject({
+      status: "compensated",
+      interruptions: 2,
+      error: { name: "TerminalError" },
+    });
+    const source = (e: TimelineEntry) => (e.source === "journal" ? "journal" : "event");
+    expect(
+      details.timeline.map(
+        (e) =>
+          `${source(e)} ${e.kind}${e.name ? ` ${e.name}` : ""} ${e.workerId ?? "-"} ${e.fence}`,
+      ),
+    ).toEqual([
+      "event created - 0",
+      "event claimed w-a 1",
+      "journal effect book w-a 1",
+      "event handoff w-a 1",
+      "event claimed w-b 2",
+      "event handoff w-b 2",
+      "event claimed w-c 3",
+      "journal step pay w-c 3",
+      "event compensating w-c 3",
+      "journal compensation compensate:book w-c 3",
+      "event compensated w-c 3",
+    ]);
+    expect(details.journal.map((s) => [s.name, s.idempotencyKey])).toEqual([
+      ["book", `${id}:0:book`],
+      ["pay", null],
+      ["compensate:book", `${id}:0:book:compensate`],
+    ]);
   });
 });
