@@ -6,6 +6,7 @@ import { ValidationError } from "../workflow/errors.js";
 import { loadWorkflows } from "./load-workflows.js";
 import { formatRunTable, formatRunTimeline } from "./format-run.js";
 import { runDemo } from "../demo/demo.js";
+import { registerChaosCommand } from "../chaos/chaos-command.js";
 
 const integer = (name: string) => (value: string) => {
   const n = Number(value);
@@ -200,6 +201,8 @@ export function buildProgram(): Command {
       const ok = await runDemo(options);
       process.exitCode = ok ? 0 : 1;
     });
+
+  registerChaosCommand(program, storeOf);
 
   return program;
 }
