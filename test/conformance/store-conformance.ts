@@ -159,12 +159,11 @@ export function describeStoreConformance(label: string, open: () => Promise<Open
       it("renews only the leases named and still held, and reports a lost one", async () => {
         await store.createRun(newRun("a"));
         await store.createRun(newRun("b"));
-        const claimed = await store.claimRuns("w1", [WF], 2, 80);
+        const claimed = await store.claimRuns("w1", [WF], 2, 300);
         const leases = claimed.map((r) => ({ runId: r.id, fence: r.fence, workerId: "w1" }));
-        await sleep(50);
-        const held = await store.renewLeases("w1", [leases[0]!], 80);
+        const held = await store.renewLeases("w1", [leases[0]!], 10_000);
         expect(held).toEqual([{ runId: "a", fence: 1 }]);
-        await sleep(50);
+        await sleep(400);
         // "b" was not renewed and expired; "a" was
         expect((await store.claimRuns("w2", [WF], 2, 10_000)).map((r) => r.id)).toEqual(["b"]);
         expect(await store.renewLeases("w1", leases, 10_000)).toEqual([{ runId: "a", fence: 1 }]);
