@@ -15,6 +15,7 @@ type ChaosCommandOptions = {
   lease: number;
   concurrency: number;
   rolling: number;
+  killEvery?: number;
   dir?: string;
   keep?: boolean;
   json?: boolean;
@@ -76,6 +77,11 @@ export function registerChaosCommand(program: Command, storeOf: (c: Command) => 
     .option("--seed <n>", "makes the kill schedule and the inputs reproducible", whole("--seed"))
     .option("--lease <ms>", "the workers' lease", whole("--lease"), 2_000)
     .option("--concurrency <n>", "runs per worker at once", whole("--concurrency"), 32)
+    .option(
+      "--kill-every <d>",
+      "mean time between terminations (default: duration / 30, within 1.5 to 5 s)",
+      wrap(parseDuration),
+    )
     .option("--rolling <n>", "rolling restarts of every worker", whole("--rolling"), 1)
     .option("--dir <path>", "where to put the run's store (SQLite) and logs (default: a temp dir)")
     .option("--keep", "keep the store, its schema, the logs and the evidence afterwards")
@@ -91,6 +97,10 @@ export function registerChaosCommand(program: Command, storeOf: (c: Command) => 
           process.stderr.write(`${formatProgress(p)}\n`);
         }
       };
+      // Exit through process.exit, so the harness's exit hook takes its workers and ledger along.
+      const interrupt = (signal: NodeJS.Signals) => process.exit(signal === "SIGINT" ? 130 : 143);
+      process.once("SIGINT", interrupt);
+      process.once("SIGTERM", interrupt);
       const report = await runChaos({
         ...(store === DEFAULT_STORE_URL ? {} : { store }),
         workers: options.workers,
@@ -102,10 +112,13 @@ export function registerChaosCommand(program: Command, storeOf: (c: Command) => 
         leaseMs: options.lease,
         concurrency: options.concurrency,
         rollingRestarts: options.rolling,
+        ...(options.killEvery === undefined ? {} : { killIntervalMs: options.killEvery }),
         ...(options.dir ? { dir: options.dir } : {}),
         keep: options.keep === true,
         onProgress,
       });
+      process.off("SIGINT", interrupt);
+      process.off("SIGTERM", interrupt);
       if (live) process.stderr.write("\r\u001b[K");
       console.log(options.json ? JSON.stringify(report, null, 2) : formatReport(report));
       process.exitCode = report.ok ? 0 : 1;

@@ -28,7 +28,7 @@ export type ChaosOptions = {
   store?: string;
   /** Worker processes kept running, as a Deployment's replicas. (Default: 4) */
   workers?: number;
-  /** Runs to submit, spread over the first 70% of the duration. (Default: 300) */
+  /** Runs to submit, spread over the first 90% of the duration. (Default: 300) */
   runs?: number;
   /** How long workers are terminated for; then the harness waits for every run to end. (Default: 30 000) */
   durationMs?: number;
@@ -44,7 +44,7 @@ export type ChaosOptions = {
   pollMs?: number;
   /** Runs each worker executes at once. (Default: 32) */
   concurrency?: number;
-  /** Mean time between terminations. (Default: duration / 15, within 1.5 to 8 s) */
+  /** Mean time between terminations. (Default: duration / 30, within 1.5 to 5 s) */
   killIntervalMs?: number;
   /** Rolling restarts of every worker during the run. (Default: 1) */
   rollingRestarts?: number;
@@ -154,7 +154,7 @@ export function resolveChaosOptions(options: ChaosOptions): ResolvedChaosOptions
     onProgress: o.onProgress,
     seed: o.seed ?? Math.floor(Math.random() * 0xffffffff),
     killIntervalMs:
-      o.killIntervalMs ?? Math.round(Math.min(8_000, Math.max(1_500, o.durationMs / 15))),
+      o.killIntervalMs ?? Math.round(Math.min(5_000, Math.max(1_500, o.durationMs / 30))),
     settleTimeoutMs: o.settleTimeoutMs ?? 60_000 + o.durationMs,
     nodeArgs: o.nodeArgs ?? process.execArgv,
   };

@@ -6,7 +6,9 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
-import { DEFAULT_STORE_URL, redact } from "../store/open-store.js";
+import { DEFAULT_STORE_URL, openStore, redact } from "../store/open-store.js";
+import { SqliteStore } from "../store/sqlite/sqlite-store.js";
+import type { Store } from "../store/store.js";
 import { ConfigError } from "../workflow/errors.js";
 
 export type ChaosStore = {
@@ -68,4 +70,17 @@ export function prepareChaosStore(
   throw new ConfigError(
     `chaos store "${redact(store)}" is not one Baton knows; use sqlite:PATH or postgres://...`,
   );
+}
+
+/**
+ * The harness's own connection. On SQLite it waits at most 100 ms for the write lock
+ * (better-sqlite3 waits synchronously): a worker frozen inside a transaction holds the
+ * lock, and the harness, which is the one to continue it, must not freeze with it.
+ */
+export function openHarnessStore(url: string): Store {
+  if (url.startsWith("sqlite:")) {
+    const path = url.slice("sqlite:".length).split("?", 1)[0] ?? "";
+    return new SqliteStore({ path, busyTimeoutMs: 100, wakeIntervalMs: 1_000 });
+  }
+  return openStore(url);
 }

@@ -6,12 +6,13 @@
  */
 import { COMPENSATION_SEQ_BASE, TERMINAL_STATUSES } from "../store/store.js";
 import {
+  claimsOf,
+  takenOverAt,
   GRACEFUL_KINDS,
   type ChaosEvidence,
-  type EventEvidence,
-  type RunEvidence,
   type StepEvidence,
 } from "./evidence.js";
+import { checkOneOwner, staleStarts } from "./ownership.js";
 
 export type CheckId =
   | "runs-terminal"
@@ -33,27 +34,8 @@ export type CheckResult = {
   violations: string[];
 };
 
-/**
- * Clock slack between the store's timestamps and the workers' (one machine, but a claim's
- * time is taken when its statement starts): a write or step start counts as coming from a
- * superseded owner only when it is later than this after the newer claim.
- */
-export const SUPERSEDED_MARGIN_MS = 25;
 /** How long after the drain request a claim that was already under way may still land. */
 export const CLAIM_AFTER_DRAIN_TOLERANCE_MS = 50;
-
-const CLAIMS = new Set(["claimed", "takeover"]);
-/** Run transitions the store makes only for the run's owner, fenced. */
-const OWNER_TRANSITIONS = new Set([
-  "completed",
-  "failed",
-  "compensating",
-  "compensated",
-  "handoff",
-  "sleeping",
-]);
-
-const claimsOf = (run: RunEvidence) => run.events.filter((e) => CLAIMS.has(e.kind));
 
 /** The key the external system saw: recorded in the journal, else derived as Baton does. */
 export function keyOf(runId: string, step: StepEvidence): string {
@@ -157,71 +139,20 @@ export function checkLedgerFence(ev: ChaosEvidence): string[] {
   return violations;
 }
 
-/** The first claim of another owner that supersedes fence `fence` more than the margin before `at`. */
-function supersededBy(claims: EventEvidence[], fence: number, at: number) {
-  return claims.find((c) => (c.fence ?? 0) > fence && c.at < at - SUPERSEDED_MARGIN_MS);
-}
-
-/**
- * §3.2: one owner. The store accepted no journal write and no run transition from a worker
- * after another worker had claimed the run with a newer fence, and such a worker started
- * no step.
- */
-export function checkOneOwner(ev: ChaosEvidence): string[] {
-  const violations: string[] = [];
-  const workerOfPid = new Map(ev.workers.map((w) => [w.pid, w.workerId]));
-  const startsByRun = groupBy(
-    ev.exec.filter((l) => l.type === "start"),
-    (l) => l.run,
-  );
-  for (const run of ev.runs) {
-    const claims = claimsOf(run);
-    for (const step of run.steps) {
-      const newer = supersededBy(claims, step.fence, step.updatedAt);
-      if (newer)
-        violations.push(
-          `${run.id} ${step.name}: ${step.status} written with fence ${step.fence} by ${step.workerId}, ` +
-            `${step.updatedAt - newer.at} ms after ${newer.workerId} claimed fence ${newer.fence} (a stale write accepted)`,
-        );
-    }
-    for (const event of run.events) {
-      if (!OWNER_TRANSITIONS.has(event.kind) || event.workerId === null || event.fence === null)
-        continue;
-      const newer = supersededBy(claims, event.fence, event.at);
-      if (newer)
-        violations.push(
-          `${run.id}: ${event.kind} by ${event.workerId} with fence ${event.fence}, ` +
-            `${event.at - newer.at} ms after ${newer.workerId} claimed fence ${newer.fence} (a stale transition accepted)`,
-        );
-    }
-    for (const line of startsByRun.get(run.id) ?? []) {
-      const worker = workerOfPid.get(line.pid);
-      if (worker === undefined) continue;
-      const own = claims.filter((c) => c.workerId === worker && c.at <= line.at).at(-1);
-      const other = claims.find(
-        (c) =>
-          c.workerId !== worker &&
-          c.at > (own?.at ?? -Infinity) &&
-          c.at < line.at - SUPERSEDED_MARGIN_MS,
-      );
-      if (other)
-        violations.push(
-          `${run.id} ${line.step}: started by ${worker} ${line.at - other.at} ms after ${other.workerId} had claimed the run (fence ${other.fence})`,
-        );
-    }
-  }
-  return violations;
-}
-
 /** §3.1: no step (or effect, or compensation) started after its result was committed. */
 export function checkNoStepReexecuted(ev: ChaosEvidence): string[] {
   const committedAt = new Map<string, number>();
   for (const run of ev.runs)
     for (const step of run.steps)
       if (step.status === "completed") committedAt.set(`${run.id}/${step.name}`, step.updatedAt);
+  const staleCalls = new Set(
+    staleStarts(ev)
+      .filter((st) => st.kind !== "step")
+      .map((st) => st.line),
+  );
   const violations: string[] = [];
   for (const line of ev.exec) {
-    if (line.type !== "start") continue;
+    if (line.type !== "start" || staleCalls.has(line)) continue;
     const at = committedAt.get(`${line.run}/${line.step}`);
     if (at !== undefined && line.at > at)
       violations.push(
@@ -331,14 +262,32 @@ export function checkInterruptions(ev: ChaosEvidence): string[] {
 export function findWarnings(ev: ChaosEvidence): string[] {
   const warnings: string[] = [];
   for (const t of ev.terminations) {
+    if (
+      t.kind === "stop" &&
+      t.continuedAt !== undefined &&
+      t.takeoverSeenAt === undefined &&
+      ev.runs.some((r) => takenOverAt(r, t.workerId, t.at) !== undefined)
+    )
+      warnings.push(
+        `${t.workerId} (stop): no worker took its runs over while it was frozen (${t.continuedAt - t.at} ms); ` +
+          `they moved only once it was continued. On SQLite, a worker frozen inside a commit holds the write lock`,
+      );
     if (!GRACEFUL_KINDS.includes(t.kind) || t.killedAtGrace) continue;
     if (typeof t.exitCode === "string")
       warnings.push(
         `${t.workerId} (${t.kind}) was ended by ${t.exitCode} ${t.exitAt !== undefined && t.sigtermAt !== undefined ? `${t.exitAt - t.sigtermAt} ms after it was sent` : ""}, not by its own exit: the signal came after the drain had finished`,
       );
   }
+  for (const stale of staleStarts(ev))
+    if (stale.kind !== "step")
+      warnings.push(
+        `${stale.line.run} ${stale.line.step}: ${stale.worker} called the ledger ${stale.afterMs} ms after ${stale.by.workerId} had claimed the run ` +
+          `(its intent was written before it froze; the fence and the key kept the ledger safe)`,
+      );
   return warnings;
 }
+
+export { checkOneOwner, staleStarts };
 
 /** Every check, in the order the report shows them. */
 export function runChecks(ev: ChaosEvidence): CheckResult[] {

@@ -65,6 +65,9 @@ export type TerminationRecord = {
   sigtermAt?: number;
   /** `stop`: the SIGCONT. */
   continuedAt?: number;
+  /** `stop`: runs the worker held when frozen, and when the harness saw one taken over. */
+  runsHeld?: number;
+  takeoverSeenAt?: number;
   exitAt?: number;
   exitCode?: number | string;
   /** Graceful kinds: the worker was still alive at the end of the grace period. */
@@ -83,3 +86,23 @@ export type ChaosEvidence = {
   graceMs: number;
   leaseMs: number;
 };
+
+/** The run's claims (`claimed` and `takeover` events), in the store's order. */
+export function claimsOf(run: RunEvidence): EventEvidence[] {
+  return run.events.filter((e) => e.kind === "claimed" || e.kind === "takeover");
+}
+
+/**
+ * When the run, held by `workerId` at `at` (its latest claim before then), was taken over
+ * by another worker after `at`; undefined if it was not.
+ */
+export function takenOverAt(run: RunEvidence, workerId: string, at: number): number | undefined {
+  const claims = claimsOf(run);
+  const found = claims.find((c, i) => {
+    const previous = claims[i - 1];
+    return (
+      c.kind === "takeover" && c.at > at && previous?.workerId === workerId && previous.at <= at
+    );
+  });
+  return found?.at;
+}

@@ -3,7 +3,7 @@
  * handoff, a crash and a stall; how long graceful exits took; how much model work was done
  * twice. Pure, like the checks.
  */
-import { GRACEFUL_KINDS, type ChaosEvidence, type RunEvidence } from "./evidence.js";
+import { GRACEFUL_KINDS, takenOverAt, type ChaosEvidence, type RunEvidence } from "./evidence.js";
 
 /** A distribution of durations, in ms (zeros when there are none). */
 export type Distribution = { count: number; p50: number; p99: number; max: number };
@@ -66,11 +66,7 @@ export function recoveryTimes(ev: ChaosEvidence): Record<RecoveryCause, number[]
   for (const t of ev.terminations) {
     if (t.kind !== "sigkill" && t.kind !== "stop") continue;
     for (const run of ev.runs) {
-      const claims = run.events.filter((e) => e.kind === "claimed" || e.kind === "takeover");
-      const takenOver = claims.some(
-        (c, i) => c.kind === "takeover" && c.at > t.at && claims[i - 1]?.workerId === t.workerId,
-      );
-      if (!takenOver) continue;
+      if (takenOverAt(run, t.workerId, t.at) === undefined) continue;
       const at = resumedAt(ev, linesByRun, run, t.at, t.workerId);
       if (at !== undefined) times[t.kind === "sigkill" ? "crash" : "stall"].push(at - t.at);
     }

@@ -182,7 +182,8 @@ export class Fleet {
   /**
    * A frozen VM, a long GC pause: SIGSTOP, then SIGCONT once another worker has taken over
    * one of its runs (its lease expired) and `afterTakeoverMs` more have passed, so it wakes
-   * up into a split brain. Without runs, it is continued a little past its lease.
+   * up into a split brain. Without runs, or when no takeover comes within lease + 1.5 s,
+   * it is continued then.
    */
   async freeze(worker: FleetWorker, store: Store, afterTakeoverMs: number): Promise<void> {
     const record: TerminationRecord = {
@@ -195,12 +196,18 @@ export class Fleet {
     worker.state = "stopped";
     this.signal(worker, "SIGSTOP");
     const held = await heldRuns(store, worker.workerId);
+    record.runsHeld = held.length;
     const { leaseMs } = this.options;
-    const giveUpAt = record.at + leaseMs + 3_000;
+    // No takeover by then means none can come: on SQLite, a worker frozen inside a commit
+    // holds the write lock and every other process waits on it (up to its busy timeout).
+    const giveUpAt = record.at + leaseMs + 1_500;
     while (Date.now() < giveUpAt) {
       if (held.length === 0 && Date.now() >= record.at + leaseMs + 300) break;
       const now = await Promise.all(held.slice(0, 16).map((r) => store.getRun(r.id)));
-      if (now.some((run, i) => run && run.fence > held[i]!.fence)) break;
+      if (now.some((run, i) => run && run.fence > held[i]!.fence)) {
+        record.takeoverSeenAt = Date.now();
+        break;
+      }
       await sleep(25);
     }
     await sleep(afterTakeoverMs);
@@ -234,6 +241,14 @@ export class Fleet {
       this.signal(worker, "SIGKILL");
     }
     await Promise.all(this.workers.map((w) => w.gone));
+  }
+
+  /** The same, synchronously, for a process that is about to exit. */
+  killAllNow(): void {
+    for (const worker of this.alive()) {
+      this.signal(worker, "SIGCONT");
+      this.signal(worker, "SIGKILL");
+    }
   }
 
   private signal(worker: FleetWorker, signal: NodeJS.Signals): void {

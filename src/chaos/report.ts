@@ -147,7 +147,7 @@ function isEnded(status: string): boolean {
   return ["completed", "failed", "cancelled", "compensated"].includes(status);
 }
 
-const ms = (value: number) => (value >= 10_000 ? `${(value / 1000).toFixed(1)} s` : `${value} ms`);
+const ms = (value: number) => (value >= 1_000 ? `${(value / 1000).toFixed(1)} s` : `${value} ms`);
 const n = (value: number) => value.toLocaleString("en-US");
 
 /** The report for a person: the verdict first, then the figures, then each check. */
@@ -155,8 +155,13 @@ export function formatReport(r: ChaosReport): string {
   const c = r.config;
   const t = r.terminations;
   const rec = r.recovery;
-  const mark = (met: boolean) => (met ? "ok" : "MISS");
   const targetOf = (name: string) => r.targets.find((x) => x.name === name)!;
+  /** `p50 …, p99 …  [target …: ok]`, or `none` when nothing was measured. */
+  const recovered = (d: Distribution, target: string, limit: string) =>
+    d.count === 0
+      ? "none measured"
+      : `p50 ${ms(d.p50)}, p99 ${ms(d.p99)}   [target ${limit}: ${targetOf(target).met ? "ok" : "MISS"}]`;
+  const lease1 = ms(r.config.leaseMs + 1000);
   const lines = [
     "",
     `Baton chaos report: seed ${r.seed}, ${c.workers} workers, ${n(c.runs)} runs, ${ms(c.durationMs)} of chaos, ${r.store}`,
@@ -173,9 +178,9 @@ export function formatReport(r: ChaosReport): string {
     "",
     `  runs          ${n(r.runs.submitted)} submitted: ${n(r.runs.completed)} completed, ${n(r.runs.compensated)} compensated, ${n(r.runs.failed)} failed, ${n(r.runs.lost)} lost`,
     `  terminations  k8s ${t.k8s}, sigkill ${t.sigkill}, stop ${t.stop}, rolling ${t.rolling} (+${t.teardown} at the end); ${t.replacements} replacements started`,
-    `  handoffs      ${n(r.handoffs)}: resumed elsewhere p50 ${ms(rec.handoff.p50)}, p99 ${ms(rec.handoff.p99)}   [target 100 ms: ${mark(targetOf("handoff recovery p99").met)}]`,
-    `  crashes       ${n(rec.crash.count)} runs taken over: p50 ${ms(rec.crash.p50)}, p99 ${ms(rec.crash.p99)}   [target lease+1 s = ${ms(r.config.leaseMs + 1000)}: ${mark(targetOf("crash recovery p99").met)}]`,
-    `  stalls        ${n(rec.stall.count)} runs taken over: p50 ${ms(rec.stall.p50)}, p99 ${ms(rec.stall.p99)}   [target ${ms(r.config.leaseMs + 1000)}: ${mark(targetOf("stall recovery p99").met)}]`,
+    `  handoffs      ${n(r.handoffs)}, resumed elsewhere ${recovered(rec.handoff, "handoff recovery p99", "100 ms")}`,
+    `  crashes       ${n(rec.crash.count)} runs taken over after SIGKILL, ${recovered(rec.crash, "crash recovery p99", `lease + 1 s = ${lease1}`)}`,
+    `  stalls        ${n(rec.stall.count)} runs taken over after SIGSTOP, ${recovered(rec.stall, "stall recovery p99", lease1)}`,
     `  shutdown      ${r.shutdown.count} graceful exits: p50 ${ms(r.shutdown.p50)}, max ${ms(r.shutdown.max)} of grace ${ms(r.shutdown.graceMs)}`,
     `  duplicates    ${r.duplicates.effectsAskedAgain} effects asked again, ${r.duplicates.stepsReexecuted} completed steps re-executed`,
     `  stale writes  refused: ${n(r.staleWritesRefused.ledger)} by the ledger, ${n(r.staleWritesRefused.store)} by the store`,

@@ -20,7 +20,7 @@ import {
   type ChaosOptions,
   type ResolvedChaosOptions,
 } from "./chaos-options.js";
-import { prepareChaosStore } from "./chaos-store.js";
+import { openHarnessStore, prepareChaosStore } from "./chaos-store.js";
 import { chaosAgent, type ChaosRunInput } from "./chaos-workflows.js";
 import type { ChaosEvidence, RunEvidence, SubmittedRun, TerminationKind } from "./evidence.js";
 import { EXEC_LOG_ENV, readExecLog } from "./exec-log.js";
@@ -33,7 +33,7 @@ import { buildReport, type ChaosReport } from "./report.js";
 /** The ledger's accounts and their opening balances. */
 const ACCOUNTS = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`acct-${i}`, 1_000_000]));
 /** Runs are submitted over this share of the duration, so kills keep landing on runs in flight. */
-const SUBMIT_SHARE = 0.7;
+const SUBMIT_SHARE = 0.9;
 
 export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport> {
   const o = resolveChaosOptions(options);
@@ -55,6 +55,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   });
   const notes: string[] = [];
   let baton: Baton | undefined;
+  let harnessStore: Store | undefined;
   let ledger: Awaited<ReturnType<typeof startLedger>> | undefined;
   const state = { phase: "starting" as ChaosPhase, submitted: 0, ended: 0 };
   const progress = () => {
@@ -72,6 +73,12 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     };
     o.onProgress?.(p);
   };
+  // If this process dies before its finally block, take the fleet and the ledger with it.
+  const onExit = () => {
+    fleet.killAllNow();
+    ledger?.child.kill("SIGKILL");
+  };
+  process.once("exit", onExit);
   const ticker = setInterval(() => {
     void (async () => {
       if (baton && state.phase !== "checking") state.ended = await countEnded(baton.store);
@@ -82,18 +89,28 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   try {
     ledger = await startLedger(o.nodeArgs);
     await ledger.openAccounts(ACCOUNTS);
-    baton = await Baton.open({ store: store.url, workflows: [chaosAgent] });
+    harnessStore = openHarnessStore(store.url);
+    baton = await Baton.open({ store: harnessStore, workflows: [chaosAgent] });
     await baton.store.countRuns(); // creates and migrates the store before the workers race to
     const submitted = planRuns(o, ledger.url);
     await Promise.all(Array.from({ length: o.workers }, () => fleet.start()));
 
     state.phase = "chaos";
     const chaosStart = Date.now();
-    const submitting = submitRuns(baton, submitted, chaosStart, o.durationMs * SUBMIT_SHARE, () => {
-      state.submitted += 1;
-    });
+    const submitting = submitRuns(
+      baton,
+      submitted,
+      chaosStart,
+      o.durationMs * SUBMIT_SHARE,
+      () => (state.submitted += 1),
+      notes,
+    ).then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    );
     await unleash(fleet, baton.store, o, chaosStart, notes);
-    await submitting;
+    const failed = await submitting;
+    if (failed) throw failed.error;
 
     state.phase = "settling";
     await fleet.settle(o.graceMs + 10_000);
@@ -144,6 +161,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     await fleet.killAll();
     await ledger?.stop();
     await baton?.close();
+    await harnessStore?.close();
+    process.off("exit", onExit);
     if (!o.keep) {
       await store.dispose().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
@@ -187,13 +206,28 @@ async function submitRuns(
   startAt: number,
   windowMs: number,
   onSubmitted: () => void,
+  notes: string[],
 ): Promise<void> {
+  let retried = 0;
   for (const [i, run] of runs.entries()) {
     const wait = startAt + (windowMs * i) / runs.length - Date.now();
     if (wait > 0) await sleep(wait);
-    await baton.start(chaosAgent, run.input, { id: run.id });
+    // As a client would: a start refused for a moment (SQLite's write lock held by a
+    // frozen worker) is tried again, with the same id, so it is never doubled.
+    const giveUpAt = Date.now() + 60_000;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await baton.start(chaosAgent, run.input, { id: run.id });
+        break;
+      } catch (error) {
+        if (Date.now() > giveUpAt) throw error;
+        retried += 1;
+        await sleep(Math.min(1_000, 20 * 2 ** attempt));
+      }
+    }
     onSubmitted();
   }
+  if (retried > 0) notes.push(`${retried} run submissions were retried (the store was busy)`);
 }
 
 /**
@@ -221,7 +255,7 @@ async function unleash(
   while (Date.now() < endAt) {
     if (rollouts.length > 0 && Date.now() >= rollouts[0]!) {
       rollouts.shift();
-      await rollingRestart(fleet);
+      await rollingRestart(fleet, o);
       continue;
     }
     if (anyKill && Date.now() >= nextKill) {
@@ -250,8 +284,16 @@ async function unleash(
   if (skipped > 0) notes.push(`${skipped} terminations skipped: fewer than two workers were up`);
 }
 
-/** A Deployment's rollout (maxSurge 1, maxUnavailable 0): a new worker, ready, then the old one terminated. */
-async function rollingRestart(fleet: Fleet): Promise<void> {
+/**
+ * A Deployment's rollout (maxSurge 1, maxUnavailable 0) of every worker: a new worker,
+ * ready, then an old one terminated, one after another. It starts once the fleet is whole
+ * (replacements up, no worker frozen; at most lease + 10 s), so that every worker is rolled.
+ */
+async function rollingRestart(fleet: Fleet, o: ResolvedChaosOptions): Promise<void> {
+  const waitUntil = Date.now() + o.leaseMs + 10_000;
+  const whole = () =>
+    fleet.up().length >= o.workers && !fleet.workers.some((w) => w.state === "stopped");
+  while (!whole() && Date.now() < waitUntil) await sleep(50);
   for (const old of fleet.up()) {
     if (old.state !== "running") continue;
     await fleet.start();
