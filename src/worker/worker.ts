@@ -82,6 +82,7 @@ export class Worker {
   private management: ManagementServer | undefined;
   private tally: DrainTally | undefined;
   private stepDeadline: number | undefined;
+  private markedDraining: Promise<void> | undefined;
   private readonly phaseStarts: Record<string, number> = {};
   private readonly metrics: BatonMetrics;
   private removeInflight: (() => void) | undefined;
@@ -332,13 +333,14 @@ export class Worker {
   private attachShutdownPhases(): void {
     const lc = this.lifecycle;
     const mark = (phase: string) => (this.phaseStarts[phase] = Date.now());
-    lc.on("notReady", "worker: stop claiming", async (ctx) => {
+    lc.on("notReady", "worker: stop claiming", (ctx) => {
       mark("notReady");
-      await this.stopClaiming(ctx);
+      this.stopClaiming(ctx);
     });
     lc.on("stopIntake", "worker: claim loop", async () => {
       mark("stopIntake");
       await this.loop;
+      await this.markedDraining;
     });
     lc.on("drain", "worker: drain runs", async (ctx) => {
       mark("drain");
@@ -355,7 +357,7 @@ export class Worker {
    * (`checkpoint`: no new step starts, hand off at the next boundary; `drain`: go on while
    * steps fit before the step deadline); then mark the worker row draining.
    */
-  private async stopClaiming(ctx: PhaseContext): Promise<void> {
+  private stopClaiming(ctx: PhaseContext): void {
     this.tally ??= { ...emptyTally(), inFlight: this.runs.size };
     const wasRunning = this.state_ === "running";
     this.state_ = "draining";
@@ -366,7 +368,15 @@ export class Worker {
     const shutdownStartedAt = ctx.deadline - notReady.deadlineMs;
     this.stepDeadline = stepDeadlineWithin(shutdownStartedAt + drain.deadlineMs, drain.budgetMs);
     for (const run of this.runs.values()) this.beginShutdownOf(run, this.stepDeadline);
-    if (wasRunning) await this.deps.store.setWorkerState(this.id, "draining");
+    // The row update is a store write: under load it may outlast notReady's 100 ms, so it
+    // is awaited in stopIntake. Everything above happens at once, synchronously.
+    if (wasRunning) {
+      this.markedDraining = this.deps.store
+        .setWorkerState(this.id, "draining")
+        .catch((error: unknown) => {
+          this.log.warn({ err: error }, "could not mark the worker draining in the store");
+        });
+    }
   }
 
   private beginShutdownOf(run: ActiveRun, stepDeadline: number): void {
