@@ -1,4 +1,4 @@
-import { type Command, InvalidArgumentError } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_STORE_URL } from "../store/open-store.js";
 import { parseDuration, parseKillWeights } from "./chaos-options.js";
 import { formatProgress, type ChaosProgress } from "./progress.js";
@@ -56,17 +56,15 @@ export function registerChaosCommand(program: Command, storeOf: (c: Command) => 
       4,
     )
     .option("--runs <n>", "agent runs to submit", whole("--runs"), 300)
-    .option(
-      "--duration <d>",
-      "how long to terminate workers: 120s, 2m, 1500ms",
-      wrap(parseDuration),
-      30_000,
+    .addOption(
+      new Option("--duration <d>", "how long to terminate workers: 120s, 2m, 1500ms")
+        .argParser(wrap(parseDuration))
+        .default(30_000, "30s"),
     )
-    .option(
-      "--kill <weights>",
-      "weights of the kinds of termination, e.g. k8s:2,sigkill:1,stop:1",
-      wrap(parseKillWeights),
-      { k8s: 1, sigkill: 1, stop: 1 },
+    .addOption(
+      new Option("--kill <weights>", "weights of the kinds of termination, e.g. k8s:2,sigkill:1")
+        .argParser(wrap(parseKillWeights))
+        .default({ k8s: 1, sigkill: 1, stop: 1 }, "k8s:1,sigkill:1,stop:1"),
     )
     .option(
       "--grace <ms>",

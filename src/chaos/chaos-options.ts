@@ -59,6 +59,13 @@ export type ChaosOptions = {
   /** Node flags of the child processes. (Default: this process's, so tsx carries over) */
   nodeArgs?: string[];
   workload?: Partial<Workload>;
+  /**
+   * SQLite: a worker is never left frozen inside a commit (it would hold the write lock and
+   * stall every process, so no other worker could take its runs: a stalled store, not a
+   * split brain); it is continued and frozen again a moment later. For aiming at fencing.
+   * (Default: false: freezes land wherever they land)
+   */
+  stopOutsideCommits?: boolean;
   /** Called about once a second while the run goes on. */
   onProgress?: (progress: ChaosProgress) => void;
 };
@@ -102,6 +109,7 @@ const schema = z
     settleTimeoutMs: z.number().int().min(1_000).optional(),
     dir: z.string().min(1).optional(),
     keep: z.boolean().default(false),
+    stopOutsideCommits: z.boolean().default(false),
     env: z.record(z.string(), z.string()).default({}),
     nodeArgs: z.array(z.string()).optional(),
     workload: z

@@ -72,6 +72,8 @@ export type TerminationRecord = {
   exitCode?: number | string;
   /** Graceful kinds: the worker was still alive at the end of the grace period. */
   killedAtGrace?: boolean;
+  /** Graceful kinds: what the worker's shutdown report says went wrong (phases timed out, errors). */
+  shutdownProblems?: string[];
 };
 
 export type WorkerEvidence = { workerId: string; pid: number };

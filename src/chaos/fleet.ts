@@ -4,12 +4,19 @@
  * SIGKILL when the grace period ends), the kernel kills them, a hypervisor freezes them.
  * Every termination is recorded with its times, for the checks.
  */
+import { createWriteStream } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { spawnWorker, type WorkerProcess } from "../demo/worker-process.js";
+import type { ShutdownReport as LifecycleReport } from "../lifecycle/types.js";
+import { SqliteStore } from "../store/sqlite/sqlite-store.js";
 import type { Store } from "../store/store.js";
 import type { TerminationKind, TerminationRecord } from "./evidence.js";
 
 export type FleetOptions = {
+  /** Each worker's stderr goes to `<logDir>/worker-<pid>.log`. */
+  logDir: string;
   store: string;
   /** The workflows module the workers load. */
   module: string;
@@ -19,6 +26,11 @@ export type FleetOptions = {
   leaseMs: number;
   pollMs: number;
   graceMs: number;
+  /**
+   * SQLite: never leave a worker frozen inside a commit (continue it and freeze it again a
+   * moment later), so that every freeze is a split brain rather than a stalled store.
+   */
+  stopOutsideCommits: boolean;
 };
 
 /**
@@ -38,6 +50,8 @@ export type FleetWorker = {
   exitCode?: number | string;
   /** Resolves once the process has exited. */
   gone: Promise<void>;
+  /** What its shutdown report (a line on its stderr) says went wrong, once it is written. */
+  shutdown: { problems?: string[] };
 };
 
 export class Fleet {
@@ -77,8 +91,10 @@ export class Fleet {
       leaseMs: o.leaseMs,
       pollMs: o.pollMs,
       graceMs: o.graceMs,
-      stderr: globalThis.process.env.BATON_CHAOS_WORKER_STDERR ? "inherit" : "ignore",
+      stderr: "pipe",
     });
+    const shutdown: { problems?: string[] } = {};
+    this.readStderr(process, shutdown);
     const worker: FleetWorker = {
       workerId: process.workerId,
       pid: process.pid,
@@ -87,6 +103,7 @@ export class Fleet {
       state: "running",
       startedAt: Date.now(),
       gone: Promise.resolve(),
+      shutdown,
     };
     worker.gone = new Promise<void>((resolve) => {
       const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
@@ -158,6 +175,9 @@ export class Fleet {
     clearTimeout(killer);
     record.exitAt = worker.exitAt;
     record.exitCode = worker.exitCode;
+    // The report line is the last thing the worker writes; let its pipe drain first.
+    await sleep(20);
+    if (worker.shutdown.problems?.length) record.shutdownProblems = worker.shutdown.problems;
   }
 
   /** The kernel's OOM killer, a node lost: SIGKILL, no warning. */
@@ -180,12 +200,14 @@ export class Fleet {
   }
 
   /**
-   * A frozen VM, a long GC pause: SIGSTOP, then SIGCONT once another worker has taken over
+   * A frozen VM, a long GC pause: SIGSTOP (right after a heartbeat), then SIGCONT once another worker has taken over
    * one of its runs (its lease expired) and `afterTakeoverMs` more have passed, so it wakes
    * up into a split brain. Without runs, or when no takeover comes within lease + 1.5 s,
    * it is continued then.
    */
   async freeze(worker: FleetWorker, store: Store, afterTakeoverMs: number): Promise<void> {
+    worker.state = "stopped";
+    await this.afterHeartbeat(worker, store);
     const record: TerminationRecord = {
       kind: "stop",
       workerId: worker.workerId,
@@ -193,8 +215,15 @@ export class Fleet {
       at: Date.now(),
     };
     this.terminations.push(record);
-    worker.state = "stopped";
     this.signal(worker, "SIGSTOP");
+    // Frozen inside a commit, it would hold SQLite's write lock: nobody could take its runs.
+    for (let tries = 0; this.options.stopOutsideCommits && tries < 10; tries++) {
+      if (!holdsWriteLock(store)) break;
+      this.signal(worker, "SIGCONT");
+      await sleep(5 + tries * 5);
+      this.signal(worker, "SIGSTOP");
+      record.at = Date.now();
+    }
     const held = await heldRuns(store, worker.workerId);
     record.runsHeld = held.length;
     const { leaseMs } = this.options;
@@ -216,6 +245,23 @@ export class Fleet {
       worker.state = "running";
     }
     record.continuedAt = Date.now();
+  }
+
+  /**
+   * Waits (at most a heartbeat interval) until the worker has just renewed its leases, so
+   * that the freeze lands when it trusts its leases longest: the worst case for a split
+   * brain, since it then wakes up with step timers due before its next heartbeat.
+   */
+  private async afterHeartbeat(worker: FleetWorker, store: Store): Promise<void> {
+    const probe = (await heldRuns(store, worker.workerId))[0];
+    if (!probe) return;
+    const until = Date.now() + this.options.leaseMs / 3 + 200;
+    while (Date.now() < until) {
+      const run = await store.getRun(probe.id);
+      if (run?.leaseOwner !== worker.workerId || run.leaseExpiresAt !== probe.leaseExpiresAt)
+        return;
+      await sleep(5);
+    }
   }
 
   /** Keeps a background action (an exit, a replacement) to wait for before the end. */
@@ -251,6 +297,37 @@ export class Fleet {
     }
   }
 
+  /**
+   * Keeps each worker's stderr in its own file (and on this process's stderr with
+   * BATON_CHAOS_WORKER_STDERR=1), and reads its shutdown report line: the phases that timed
+   * out or failed, which is why a graceful exit was not clean.
+   */
+  private readStderr(worker: WorkerProcess, shutdown: { problems?: string[] }): void {
+    const stderr = worker.child.stderr;
+    if (!stderr) return;
+    const file = createWriteStream(join(this.options.logDir, `worker-${worker.pid}.log`));
+    file.on("error", () => undefined);
+    stderr.pipe(file);
+    if (globalThis.process.env.BATON_CHAOS_WORKER_STDERR) stderr.pipe(globalThis.process.stderr);
+    createInterface({ input: stderr }).on("line", (line) => {
+      if (!line.includes('"shutdown report"')) return;
+      try {
+        const { report } = JSON.parse(line) as { report: LifecycleReport };
+        shutdown.problems = [
+          ...(report.escalated ? ["escalated"] : []),
+          ...(report.watchdog ? ["the watchdog fired"] : []),
+          ...report.phases.flatMap((p) => [
+            ...(p.timedOut ? [`${p.phase} timed out after ${p.durationMs} ms`] : []),
+            ...(p.interrupted ? [`${p.phase} was interrupted`] : []),
+            ...p.errors.map((e) => `${p.phase}: ${e}`),
+          ]),
+        ];
+      } catch {
+        // not a report after all
+      }
+    });
+  }
+
   private signal(worker: FleetWorker, signal: NodeJS.Signals): void {
     if (worker.exitAt !== undefined) return;
     try {
@@ -270,5 +347,17 @@ async function heldRuns(store: Store, workerId: string) {
   return lists
     .flat()
     .filter((run) => run.leaseOwner === workerId)
-    .map((run) => ({ id: run.id, fence: run.fence }));
+    .map((run) => ({ id: run.id, fence: run.fence, leaseExpiresAt: run.leaseExpiresAt }));
+}
+
+/** SQLite only: is the write lock held by someone (for longer than the store's busy timeout)? */
+function holdsWriteLock(store: Store): boolean {
+  if (!(store instanceof SqliteStore)) return false;
+  try {
+    store.db.exec("BEGIN IMMEDIATE");
+    store.db.exec("ROLLBACK");
+    return false;
+  } catch {
+    return true;
+  }
 }

@@ -44,6 +44,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const store = prepareChaosStore(o.store, dir, o.seed);
   const execLog = join(dir, "executions.jsonl");
   const fleet = new Fleet({
+    logDir: dir,
     store: store.url,
     module: siblingModule(import.meta.url, "./chaos-workflows"),
     env: { ...o.env, [EXEC_LOG_ENV]: execLog },
@@ -52,6 +53,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     leaseMs: o.leaseMs,
     pollMs: o.pollMs,
     graceMs: o.graceMs,
+    stopOutsideCommits: o.stopOutsideCommits,
   });
   const notes: string[] = [];
   let baton: Baton | undefined;
@@ -261,7 +263,7 @@ async function unleash(
     if (anyKill && Date.now() >= nextKill) {
       const kind = rng.weighted(o.kill);
       const pick = rng.next();
-      const continueAfterMs = rng.between(60, 300);
+      const continueAfterMs = rng.between(30, 150);
       nextKill += o.killIntervalMs * (0.5 + rng.next());
       const up = fleet.up();
       if (up.length < 2) {

@@ -337,7 +337,7 @@ describe("each check fails on the fault it is there to catch", () => {
     ]);
   });
 
-  it("a graceful exit past its grace period, SIGKILLed, unclean, claiming while draining, leaving a run behind", () => {
+  it("a graceful exit past its grace period, SIGKILLed, claiming while draining, leaving a run behind", () => {
     const ev = cleanDay();
     const t = ev.terminations[0]!;
     t.exitAt = t.at + ev.graceMs + 1;
@@ -345,17 +345,25 @@ describe("each check fails on the fault it is there to catch", () => {
       "w1 (k8s): exited 10001 ms after its preStop hook, grace 10000 ms",
     ]);
     Object.assign(t, { killedAtGrace: true, exitCode: "SIGKILL" });
-    runOf(ev, A).events.push({ kind: "claimed", at: 3100, workerId: W1, fence: 4 });
+    runOf(ev, A).events.push({ kind: "claimed", at: 3600, workerId: W1, fence: 4 });
     runOf(ev, A).events.push({ kind: "takeover", at: 5200, workerId: W2, fence: 5 });
     expect(checkGracefulExits(ev)).toEqual([
       "w1 (k8s): still running 10000 ms after its preStop hook; SIGKILLed",
-      `w1 (k8s): claimed ${A} 95 ms after it was asked to drain`,
+      `w1 (k8s): claimed ${A} 595 ms after it was asked to drain`,
       `w1 (k8s): left ${A} to lease expiry (taken over by w2)`,
     ]);
-    Object.assign(t, { killedAtGrace: false, exitAt: 3300, exitCode: 1 });
-    expect(checkGracefulExits(ev)).toContain(
-      "w1 (k8s): exited with code 1: its shutdown was not clean",
-    );
+  });
+
+  it("a non-zero exit code is a warning that names what the worker's report found", () => {
+    const ev = cleanDay();
+    Object.assign(ev.terminations[0]!, {
+      exitCode: 1,
+      shutdownProblems: ["notReady timed out after 103 ms"],
+    });
+    expect(checkGracefulExits(ev)).toEqual([]);
+    expect(findWarnings(ev)).toEqual([
+      "w1 (k8s) exited with code 1: its own report calls the shutdown unclean (notReady timed out after 103 ms)",
+    ]);
   });
 
   it("an exit by SIGTERM's default action after the drain is a warning, not a violation", () => {

@@ -27,9 +27,14 @@ describe("the harness catches a broken build", () => {
       ...base,
       seed: 5,
       kill: { k8s: 0, sigkill: 0, stop: 1 },
+      // Every freeze a split brain (never a worker frozen inside a SQLite commit, which
+      // would stall the store instead), and steps long enough that the new owner is still
+      // inside the step the frozen worker wakes up in.
+      stopOutsideCommits: true,
+      workload: { ...base.workload, modelMs: [50, 150] },
       env: { BATON_UNSAFE_DISABLE_FENCING: "1" },
     });
-    expect(report.terminations.stop).toBeGreaterThanOrEqual(3);
+    expect(report.terminations.stop).toBeGreaterThanOrEqual(2);
     expect(violationsOf(report, "one-owner")).toBeGreaterThan(0);
     expect(report.checks.find((c) => c.id === "one-owner")!.violations[0]).toMatch(
       /written with fence \d+ .* \(a stale write accepted\)|a stale transition accepted/,
@@ -42,9 +47,12 @@ describe("the harness catches a broken build", () => {
       ...base,
       seed: 6,
       kill: { k8s: 0, sigkill: 1, stop: 0 },
+      killIntervalMs: 800,
+      // Long ledger answers: most SIGKILLs land while some call is on its way.
+      workload: { ...base.workload, ledgerMs: [100, 250] },
       env: { BATON_UNSAFE_DISABLE_OUTBOX: "1" },
     });
-    expect(report.terminations.sigkill).toBeGreaterThanOrEqual(3);
+    expect(report.terminations.sigkill).toBeGreaterThanOrEqual(2);
     expect(violationsOf(report, "effects-once")).toBeGreaterThan(0);
     expect(report.duplicates.effectsAskedAgain).toBeGreaterThan(0);
     expect(report.ok).toBe(false);
