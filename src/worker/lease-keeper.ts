@@ -37,7 +37,7 @@ export class LeaseKeeper {
   /** One renewal of every lease held. */
   async beat(): Promise<void> {
     const startedAt = Date.now();
-    const runs = [...this.runs.values()];
+    const runs = [...this.runs.values()].filter((run) => this.stillVouchedFor(run));
     let held: Array<{ runId: string; fence: number }>;
     try {
       held = await this.store.renewLeases(
@@ -70,6 +70,23 @@ export class LeaseKeeper {
           ),
         );
       }
+    }
+  }
+
+  /**
+   * A run is renewed only while its lease is still trusted. A run that already stopped, or
+   * whose lease ran out while the process could not renew it (a freeze, a partition), is
+   * never renewed again: it stops itself now, and the store's expired lease lets another
+   * worker take it over instead of this one extending a lease it stopped vouching for.
+   */
+  private stillVouchedFor(run: ActiveRun): boolean {
+    if (run.signal.aborted) return false;
+    try {
+      run.assertLeaseValid();
+      return true;
+    } catch (expired) {
+      run.loseLease(expired as LeaseLostError);
+      return false;
     }
   }
 }
