@@ -23,12 +23,14 @@ export type StepOutcome = (typeof STEP_OUTCOMES)[number];
  *   or its learned p95) to outlast the step deadline.
  * - `step-deadline`: a step was still running at the step deadline; its signal aborted.
  * - `finalize`: still executing at finalize (the step ignored its abort); released anyway.
+ * - `store-error`: a journal write threw in the store; the run was released, not failed.
  */
 export const HANDOFF_REASONS = [
   "shutdown",
   "expected-duration",
   "step-deadline",
   "finalize",
+  "store-error",
 ] as const;
 export type HandoffReason = (typeof HANDOFF_REASONS)[number];
 

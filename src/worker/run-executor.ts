@@ -51,7 +51,7 @@ export async function executeRun(deps: ExecuteRunDeps): Promise<RunOutcome> {
   const ctx = new RunContext({
     store,
     lease,
-    journal: await store.loadJournal(run.id),
+    journal: run.journal ?? (await store.loadJournal(run.id)),
     control: active,
     log,
     maxPayloadBytes: deps.maxPayloadBytes,
@@ -161,6 +161,20 @@ async function afterHalt(deps: ExecuteRunDeps, halt: Halt, log: Logger): Promise
         kind: "failed",
         error: halt.error,
       });
+    case "store-failed": {
+      // The write's outcome is unknown; the journal says what is done either way. A fenced
+      // release lets any worker resume the run now; if the store is still failing, the
+      // lease runs out and the run is taken over.
+      log.warn({ err: halt.error }, "journal write failed in the store; releasing the run");
+      const reason = run.status === "compensating" ? "compensate" : "handoff";
+      const released = await store.releaseRun(lease, reason).catch((error: unknown) => {
+        log.warn({ err: error }, "release failed too; the run is left to its lease");
+        return false;
+      });
+      if (!released) return { kind: "lease-lost" };
+      deps.metrics.handedOff("store-error");
+      return { kind: "handed-off" };
+    }
     case "collected":
       return { kind: "lease-lost" }; // never reached: collection is handled by the caller
   }

@@ -51,6 +51,9 @@ export async function runAttempts<T>(guard: RunGuard, spec: AttemptSpec<T>): Pro
       faultPoint(`${kind}:before-intent`);
       await record({ status: "pending", attempts: failedAttempts });
       faultPoint(`${kind}:after-intent`);
+      // The write may have waited long (a frozen process, a locked database): the call
+      // goes out only on a lease this worker can still vouch for.
+      guard.assertStillOwner();
     }
     const stepSignal = new LazyStepSignal([control.signal, control.deadlineSignal]);
     const s: StepContext = {

@@ -8,6 +8,8 @@ import type { HandoffReason } from "../metrics/labels.js";
  * - `sleep`: a durable timer; release the run until it is due.
  * - `lease-lost`: another owner, a cancel, or self-fencing; write nothing more.
  * - `park`: the code no longer matches the journal; fail the run, keep the journal.
+ * - `store-failed`: a journal write threw (the database was busy or unreachable). The
+ *   run did not fail: it is released for another attempt, or left to its lease.
  * - `collected`: replaying to collect compensations reached the first unrecorded step.
  */
 export type Halt =
@@ -15,7 +17,8 @@ export type Halt =
   | { kind: "collected" }
   | { kind: "sleep"; delayMs: number }
   | { kind: "lease-lost"; error: LeaseLostError }
-  | { kind: "park"; error: NonDeterminismError };
+  | { kind: "park"; error: NonDeterminismError }
+  | { kind: "store-failed"; error: unknown };
 
 /**
  * Thrown through the workflow function to unwind it when the run halts. User code that

@@ -90,6 +90,25 @@ export class RunGuard {
    */
   beforeNewWork(step?: string, expectedMs?: number): void {
     const control = this.deps.control;
+    this.assertStillOwner();
+    if (control.deadlineSignal.aborted) this.halt({ kind: "handoff", reason: "step-deadline" });
+    if (control.handoffSignal.aborted) this.halt({ kind: "handoff", reason: "shutdown" });
+    if (control.draining && control.deadline !== undefined && step !== undefined) {
+      const expected = expectedMs ?? this.deps.durations.p95(this.deps.workflowName, step);
+      if (expected !== undefined && expected > control.deadline - Date.now())
+        this.halt({ kind: "handoff", reason: "expected-duration" });
+    }
+    // Nothing stops this run from starting new work: if it was resumed, it has recovered.
+    this.deps.recovery?.stepStarted();
+  }
+
+  /**
+   * Halts (lease lost) unless this worker still owns the run and may trust its lease now.
+   * Called before new work and again right before an effect's call: a worker frozen while
+   * it wrote the intent must not call the outside world on a lease that has since run out.
+   */
+  assertStillOwner(): void {
+    const control = this.deps.control;
     if (control.signal.aborted) this.halt({ kind: "lease-lost", error: this.leaseLost() });
     try {
       control.assertLeaseValid();
@@ -100,15 +119,6 @@ export class RunGuard {
       }
       throw error;
     }
-    if (control.deadlineSignal.aborted) this.halt({ kind: "handoff", reason: "step-deadline" });
-    if (control.handoffSignal.aborted) this.halt({ kind: "handoff", reason: "shutdown" });
-    if (control.draining && control.deadline !== undefined && step !== undefined) {
-      const expected = expectedMs ?? this.deps.durations.p95(this.deps.workflowName, step);
-      if (expected !== undefined && expected > control.deadline - Date.now())
-        this.halt({ kind: "handoff", reason: "expected-duration" });
-    }
-    // Nothing stops this run from starting new work: if it was resumed, it has recovered.
-    this.deps.recovery?.stepStarted();
   }
 
   /** After an attempt settled: halt if the run was lost, or if a shutdown cut the attempt short. */
@@ -138,11 +148,27 @@ export class RunGuard {
     this.beforeNewWork();
   }
 
-  /** A fenced journal write; a refusal means another owner or a cancel, and halts the run. */
+  /**
+   * A fenced journal write; a refusal means another owner or a cancel, and halts the run.
+   * A write that throws is the store's failure, not the run's: the run halts
+   * (`store-failed`) and is resumed from its journal, never failed for it.
+   */
   async write(write: StepWrite): Promise<void> {
-    const ok = await this.deps.metrics.timeCheckpoint(() =>
-      this.deps.store.writeStep(this.deps.lease, write),
-    );
+    let ok: boolean;
+    try {
+      ok = await this.deps.metrics.timeCheckpoint(() =>
+        this.deps.store.writeStep(this.deps.lease, write),
+      );
+    } catch (error) {
+      // Steps still running beside this one (Promise.all) must stop too.
+      this.deps.control.loseLease(
+        new LeaseLostError(
+          `run ${this.runId}: the store failed a journal write; this worker stops the run here`,
+          { cause: error },
+        ),
+      );
+      this.halt({ kind: "store-failed", error });
+    }
     if (!ok) {
       this.deps.metrics.staleWriteRejected();
       const error = new LeaseLostError(

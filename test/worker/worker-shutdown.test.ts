@@ -7,7 +7,8 @@ let t: TestBaton;
 afterEach(() => t?.close());
 
 const wf = defineWorkflow({ name: "two-steps" }, async (ctx) => {
-  await ctx.step("a", () => new Promise((r) => setTimeout(r, 100)));
+  // Long enough that the run is still in its first step when the test stops the worker.
+  await ctx.step("a", () => new Promise((r) => setTimeout(r, 1_000)));
   await ctx.step("b", () => 2);
   return "done";
 });
