@@ -5,7 +5,7 @@ import { RUN_STATUSES, type RunStatus } from "../store/store.js";
 import { ValidationError } from "../workflow/errors.js";
 import { loadWorkflows } from "./load-workflows.js";
 import { formatRunTable, formatRunTimeline } from "./format-run.js";
-import { runDemo } from "../demo/demo.js";
+import { registerDemoCommand } from "../demo/demo-command.js";
 import { registerChaosCommand } from "../chaos/chaos-command.js";
 
 const integer = (name: string) => (value: string) => {
@@ -191,17 +191,7 @@ export function buildProgram(): Command {
       }
     });
 
-  program
-    .command("demo")
-    .description("crash-test Baton on the embedded store: workers, agent runs, a SIGKILL, a report")
-    .option("--workers <n>", "worker processes", integer("--workers"), 3)
-    .option("--runs <n>", "agent runs to submit", integer("--runs"), 50)
-    .option("--dir <path>", "where to keep the demo's store and logs", ".baton-demo")
-    .action(async (options: { workers: number; runs: number; dir: string }) => {
-      const ok = await runDemo(options);
-      process.exitCode = ok ? 0 : 1;
-    });
-
+  registerDemoCommand(program);
   registerChaosCommand(program, storeOf);
 
   return program;

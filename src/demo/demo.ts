@@ -1,100 +1,126 @@
-import { mkdirSync, readFileSync, rmSync, existsSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { Baton } from "../baton.js";
-import { siblingModule } from "../internal/module-path.js";
-import { TERMINAL_STATUSES } from "../store/store.js";
-import { researchAgent, type ExecutionLogLine } from "./agent-workflows.js";
-import { analyseDemo, formatDemoReport } from "./demo-report.js";
-import { spawnWorker, type WorkerProcess } from "./worker-process.js";
+/**
+ * `baton demo` (what `npm start` runs): a short chaos run on the embedded SQLite store,
+ * told for a newcomer. It says what is about to happen, shows a live progress line while
+ * `runChaos` terminates workers under agent runs that move money, then prints the chaos
+ * report and one sentence in plain words. The harness does all the work; this file frames it.
+ */
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
+import type { ChaosReport } from "../chaos/report.js";
+import { formatReport } from "../chaos/report.js";
+import { runChaos } from "../chaos/run-chaos.js";
+import { ProgressLine, type ProgressOutput } from "./demo-progress.js";
+import { RunMovesCounter } from "./run-moves.js";
 
-export type DemoOptions = { workers: number; runs: number; dir: string };
+export type DemoOptions = {
+  /** Worker processes kept up. */
+  workers: number;
+  runs: number;
+  /** How long workers are terminated for; the runs are submitted over the first 90%. */
+  durationMs: number;
+  /** Makes the kill schedule, the victims and the inputs the same on every run. */
+  seed: number;
+  /** Holds the store (`demo.db`), replaced on every run, and the run's logs while it runs. */
+  dir: string;
+  /** Where everything is printed. (Default: process.stdout) */
+  out?: ProgressOutput;
+};
 
-const LEASE_MS = 2_000;
-const TOPICS = ["fusion", "tides", "bees", "lichens", "comets", "glaciers", "volcanoes", "coral"];
+/** The defaults of `baton demo`: about 30 s on a loaded two-core machine, every kind of kill. */
+export const DEMO_DEFAULTS = {
+  workers: 3,
+  runs: 150,
+  durationMs: 15_000,
+  seed: 7,
+  dir: ".baton-demo",
+} as const;
+
+/** Mean time between terminations: a few of each kind in the default 15 s. */
+const KILL_INTERVAL_MS = 1_500;
+
+/** Runs the demo; resolves true when every invariant held (the exit code is 1 otherwise). */
+export async function runDemo(options: DemoOptions): Promise<boolean> {
+  const out = options.out ?? process.stdout;
+  const dir = resolve(options.dir);
+  mkdirSync(dir, { recursive: true });
+  clearPreviousDemo(dir);
+  const storePath = join(dir, "demo.db");
+  const store = `sqlite:${storePath}`;
+  out.write(introduction(options, shortPath(storePath)));
+
+  const moves = new RunMovesCounter(store);
+  const line = new ProgressLine(out);
+  let report: ChaosReport;
+  try {
+    report = await runChaos({
+      store,
+      dir,
+      workers: options.workers,
+      runs: options.runs,
+      durationMs: options.durationMs,
+      seed: options.seed,
+      kill: { k8s: 1, sigkill: 1, stop: 1 },
+      killIntervalMs: KILL_INTERVAL_MS,
+      rollingRestarts: 0,
+      // A worker frozen inside a commit would hold SQLite's write lock and stall every
+      // process: a stalled store, not the split brain the demo means to show.
+      stopOutsideCommits: true,
+      onProgress: (p) => {
+        if (p.phase !== "starting") moves.refresh(); // the store exists from the chaos on
+        line.update(p, moves.moves);
+      },
+    });
+  } finally {
+    line.end();
+    await moves.close();
+  }
+  out.write(formatReport(report));
+  out.write(`\n${closing(report)}\n`);
+  const example = moves.example ?? "chaos-00000";
+  out.write(
+    `Each run's journal and timeline stay in ${shortPath(storePath)}; for example:\n` +
+      `  npx tsx src/cli/main.ts --store sqlite:${shortPath(storePath)} run ${example}\n`,
+  );
+  return report.ok;
+}
+
+function introduction(o: DemoOptions, storePath: string): string {
+  return (
+    `Baton demo: ${o.workers} worker processes share an embedded SQLite store (${storePath}) and ` +
+    `execute ${o.runs} agent runs that move money through a ledger service.\n` +
+    `For ${(o.durationMs / 1000).toFixed(0)} s, workers are terminated the ways production does it: ` +
+    `drained then SIGTERMed as Kubernetes does (k8s), SIGKILLed, and frozen with SIGSTOP past their lease. ` +
+    `Their runs move to other workers (handoffs, takeovers); at the end every run is checked ` +
+    `against the ledger and the journal (seed ${o.seed}).\n\n`
+  );
+}
+
+/** One sentence in plain words: what was done to the workers, and what it cost. */
+export function closing(r: ChaosReport): string {
+  const t = r.terminations;
+  const terminated = t.k8s + t.sigkill + t.stop + t.rolling;
+  const facts =
+    `${r.runs.submitted} runs, ${terminated} workers killed or frozen mid-run ` +
+    `(${t.k8s + t.rolling} drained, ${t.sigkill} SIGKILLed, ${t.stop} frozen), ` +
+    `${r.handoffs + r.takeovers} runs moved to another worker, ` +
+    `${r.runs.lost} runs lost, ${r.duplicates.effectsAskedAgain} effects repeated`;
+  return r.ok
+    ? `In plain words: ${facts}.`
+    : `In plain words: ${facts}; ${r.violations} violation(s) of Baton's guarantees, listed above.`;
+}
 
 /**
- * `baton demo`: N worker processes on one SQLite file, agent-like runs, a SIGKILL in the
- * middle and a replacement worker; then a report checked against the execution log.
- * Returns false (exit code 1) when a run is lost or a completed step ran again.
+ * Removes what an earlier demo left in its directory: the store, and the run directory of
+ * a demo that was interrupted. Nothing else in `dir` is touched.
  */
-export async function runDemo(options: DemoOptions): Promise<boolean> {
-  const dir = resolve(options.dir);
-  if (existsSync(dir)) rmSync(dir, { recursive: true });
-  mkdirSync(dir, { recursive: true });
-  const store = `sqlite:${join(dir, "demo.db")}`;
-  const logPath = join(dir, "executions.jsonl");
-  const module = siblingModule(import.meta.url, "./agent-workflows");
-  const env = { BATON_DEMO_LOG: logPath };
-  const say = (text: string) => console.log(`[demo] ${text}`);
-
-  const baton = await Baton.open({ store, workflows: [researchAgent] });
-  const workers: WorkerProcess[] = [];
-  try {
-    say(`starting ${options.workers} worker processes on ${store}`);
-    const spawn = () =>
-      spawnWorker({ store, module, env, concurrency: 8, leaseMs: LEASE_MS, stderr: "inherit" });
-    workers.push(...(await Promise.all(Array.from({ length: options.workers }, spawn))));
-
-    say(`submitting ${options.runs} agent runs`);
-    for (let i = 0; i < options.runs; i++) {
-      await baton.start(
-        researchAgent,
-        { topic: TOPICS[i % TOPICS.length]! },
-        { id: `agent-${String(i).padStart(3, "0")}` },
-      );
-    }
-
-    const victim = workers[0]!;
-    await waitForLongStep(logPath, victim.pid);
-    victim.child.kill("SIGKILL");
-    const killed = { pid: victim.pid, at: Date.now() };
-    say(
-      `SIGKILLed worker ${victim.workerId} (pid ${victim.pid}) with runs in flight; starting a replacement`,
-    );
-    workers.push(await spawn());
-
-    const deadline = Date.now() + 120_000;
-    while (Date.now() < deadline) {
-      const counts = await baton.store.countRuns();
-      const open = Object.entries(counts)
-        .filter(([s]) => !TERMINAL_STATUSES.includes(s as never))
-        .reduce((n, [, c]) => n + c, 0);
-      if (open === 0) break;
-      await sleep(200);
-    }
-
-    const runs = await Promise.all(
-      (await baton.list({ limit: options.runs + 10 })).map(async (r) => (await baton.get(r.id))!),
-    );
-    const log = readFileSync(logPath, "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as ExecutionLogLine);
-    const report = analyseDemo(runs, log, killed);
-    console.log(formatDemoReport(report, LEASE_MS));
-    say(
-      `inspect a run with: npx tsx src/cli/main.ts --store ${store} run ${runs[0]?.id ?? "<id>"}`,
-    );
-    return report.completed === report.runs && report.reexecutedAfterCompletion.length === 0;
-  } finally {
-    for (const worker of workers)
-      if (worker.child.exitCode === null && worker.child.signalCode === null)
-        worker.child.kill("SIGTERM");
-    await Promise.all(workers.map((w) => w.exited));
-    await baton.close();
+function clearPreviousDemo(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    if (/^demo\.db(-wal|-shm|-journal)?$/.test(name) || name.startsWith("baton-chaos-"))
+      rmSync(join(dir, name), { recursive: true, force: true });
   }
 }
 
-/** Waits until the victim is in the middle of a long step, so the kill lands mid-run. */
-async function waitForLongStep(logPath: string, pid: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const text = existsSync(logPath) ? readFileSync(logPath, "utf8") : "";
-    const chunks = text
-      .split("\n")
-      .filter((line) => line.includes(`"pid":${pid},`) && line.includes('"chunk":'));
-    if (chunks.length >= 6) return;
-    await sleep(20);
-  }
+function shortPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith("..") ? rel : path;
 }
