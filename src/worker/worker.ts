@@ -255,7 +255,7 @@ export class Worker {
   private launch(run: ClaimedRun, claimStartedAt: number): void {
     const workflow = this.deps.workflows.get(run.workflow);
     const lease = { runId: run.id, fence: run.fence, workerId: this.id };
-    const active = new ActiveRun(lease, claimStartedAt + this.options.leaseMs, run.workflow);
+    const active = new ActiveRun(lease, this.trustedUntil(run, claimStartedAt), run.workflow);
     // A claim that raced with the start of shutdown goes the way of the runs already held.
     if (this.stepDeadline !== undefined) this.beginShutdownOf(active, this.stepDeadline);
     this.runs.set(run.id, active);
@@ -308,6 +308,18 @@ export class Worker {
     })();
     this.executions.add(execution);
     void execution.finally(() => this.executions.delete(execution));
+  }
+
+  /**
+   * How long a new lease is trusted. A store on this process's clock (SQLite) says when
+   * the lease it granted expires, however long the claim waited for the write lock; for
+   * a database clock, the moment the claim was sent plus the lease is never later than
+   * the database's expiry, whatever the skew between the clocks.
+   */
+  private trustedUntil(run: ClaimedRun, claimStartedAt: number): number {
+    const sent = claimStartedAt + this.options.leaseMs;
+    if (this.deps.store.capabilities.clock !== "local" || run.leaseExpiresAt === null) return sent;
+    return Math.max(sent, run.leaseExpiresAt);
   }
 
   private settle(active: ActiveRun, outcome: RunOutcome): void {

@@ -176,12 +176,15 @@ export class SqliteStore implements Store {
     leaseMs: number,
   ): Promise<ClaimedRun[]> {
     if (limit <= 0 || workflows.length === 0) return Promise.resolve([]);
-    const now = Date.now();
-    const params = { workflows: JSON.stringify(workflows), now, limit };
+    const names = JSON.stringify(workflows);
     // A read first: most polls find nothing, and a read takes no write lock.
-    if (!this.sql.anyClaimable.get(params)) return Promise.resolve([]);
+    if (!this.sql.anyClaimable.get({ workflows: names, now: Date.now(), limit }))
+      return Promise.resolve([]);
     const claimed = this.db
       .transaction(() => {
+        // Stamped once the write lock is ours: the wait for it may have been long.
+        const now = Date.now();
+        const params = { workflows: names, now, limit };
         const candidates = this.sql.claimCandidates.all(params) as Array<{
           id: string;
           status: string;
@@ -221,16 +224,18 @@ export class SqliteStore implements Store {
     leases: readonly Lease[],
     leaseMs: number,
   ): Promise<Array<{ runId: string; fence: number }>> {
-    const now = Date.now();
-    const held = this.db.transaction(() => {
-      this.sql.touchWorker.run({ id: workerId, now });
-      if (leases.length === 0) return [];
-      const pairs = JSON.stringify(leases.map((l) => [l.runId, l.fence]));
-      return this.sql.renewLeases.all({ workerId, pairs, expiresAt: now + leaseMs }) as Array<{
-        id: string;
-        fence: number;
-      }>;
-    })();
+    const held = this.db
+      .transaction(() => {
+        const now = Date.now(); // once the write lock is ours
+        this.sql.touchWorker.run({ id: workerId, now });
+        if (leases.length === 0) return [];
+        const pairs = JSON.stringify(leases.map((l) => [l.runId, l.fence]));
+        return this.sql.renewLeases.all({ workerId, pairs, expiresAt: now + leaseMs }) as Array<{
+          id: string;
+          fence: number;
+        }>;
+      })
+      .immediate();
     return Promise.resolve(held.map((r) => ({ runId: r.id, fence: r.fence })));
   }
 
