@@ -203,6 +203,9 @@ export class Worker {
    */
   stop(reason = "stop() called"): Promise<ShutdownReport> {
     this.stopping ??= this.lifecycle.stop(reason).then((lifecycleReport) => {
+      // Kept through close: a SIGTERM then (the kubelet's, after a quick POST /drain) must
+      // not kill the process with 143. A worker that exits the process keeps them to the end.
+      if (!this.exitWhenStopped) this.removeSignals?.();
       const report = { ...lifecycleReport, workerId: this.id, runs: this.tally ?? emptyTally() };
       this.metrics.shutdownFinished(report);
       return report;
@@ -435,7 +438,6 @@ export class Worker {
     await this.leases.stop();
     this.removeInflight?.();
     this.unsubscribeWake?.();
-    this.removeSignals?.();
     this.state_ = "stopped";
     ctx.report("runs", tally);
     if (this.loop) {
