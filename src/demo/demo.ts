@@ -28,7 +28,7 @@ export type DemoOptions = {
 
 /** The defaults of `baton demo`: about 30 s on a loaded two-core machine, every kind of kill. */
 export const DEMO_DEFAULTS = {
-  workers: 3,
+  workers: 4,
   runs: 150,
   durationMs: 15_000,
   seed: 7,
@@ -102,7 +102,7 @@ export function closing(r: ChaosReport): string {
   const facts =
     `${r.runs.submitted} runs, ${terminated} workers killed or frozen mid-run ` +
     `(${t.k8s + t.rolling} drained, ${t.sigkill} SIGKILLed, ${t.stop} frozen), ` +
-    `${r.handoffs + r.takeovers} runs moved to another worker, ` +
+    `runs moved to another worker ${r.handoffs + r.takeovers} times, ` +
     `${r.runs.lost} runs lost, ${r.duplicates.effectsAskedAgain} effects repeated`;
   return r.ok
     ? `In plain words: ${facts}.`
