@@ -74,6 +74,13 @@ export type ClaimedRun = RunRecord & {
    * store's clock, so a worker on another clock can measure the recovery.
    */
   resumedFrom?: { cause: "handoff" | "crash"; msAgo: number };
+  /**
+   * The run's journal, when the store read it with the claim (optional: a store may leave
+   * it out, and the worker then calls `loadJournal`). It must be read after the claim took
+   * the run's lock, so that it holds every write of earlier owners: an empty journal for a
+   * run claimed for the first time, one read for the whole batch for resumed runs.
+   */
+  journal?: JournalEntry[];
 };
 
 /**
