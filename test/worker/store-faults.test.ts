@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { Baton, defineWorkflow } from "../../src/index.js";
+import { Baton, defineWorkflow, type BatonOptions } from "../../src/index.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { Store, StepWrite } from "../../src/store/store.js";
 import { tempDir } from "../support/temp-dir.js";
@@ -42,10 +42,10 @@ function faultyStore(path: string, faults: Faults): Store {
         return (...args: unknown[]) => (faults.frozen ? Promise.resolve([]) : method(...args));
       return method;
     },
-  }) as Store;
+  });
 }
 
-async function openBaton(faults: Faults, workflows: Parameters<typeof Baton.open>[0]["workflows"]) {
+async function openBaton(faults: Faults, workflows: BatonOptions["workflows"]) {
   const dir = tempDir();
   const path = join(dir.path, "baton.db");
   const baton = await Baton.open({ store: faultyStore(path, faults), workflows });
