@@ -1,15 +1,10 @@
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
 import type { ShutdownReport } from "../lifecycle/types.js";
 import { RUN_STATUSES, type RunStatus, type Store } from "../store/store.js";
 import type { DrainTally } from "../worker/shutdown-report.js";
 import {
-  COMPENSATION_OUTCOMES,
   DRAIN_OUTCOMES,
-  EFFECT_RESOLUTIONS,
   EXECUTION_OUTCOMES,
-  HANDOFF_REASONS,
-  RECOVERY_CAUSES,
-  SHUTDOWN_OUTCOMES,
   STEP_OUTCOMES,
   type CompensationOutcome,
   type DrainOutcome,
@@ -20,21 +15,8 @@ import {
   type ShutdownOutcome,
   type StepOutcome,
 } from "./labels.js";
+import { createRecordedFamilies, type RecordedFamilies } from "./metric-families.js";
 import { countOrphanedRuns, type OrphanSource } from "./orphaned-runs.js";
-
-/** Steps run from milliseconds (a tool call) to an hour (a long generation). */
-const STEP_BUCKETS = [
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
-];
-/** A fenced write or a claim statement: sub-millisecond on SQLite, a round trip on Postgres. */
-const STORE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
-/** A handoff should resume in under 50 ms; a crash within a lease (10 s) plus a poll. */
-const RECOVERY_BUCKETS = [
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 60, 120, 300,
-];
-/** A shutdown has to fit in the grace period: 30 s by default. */
-const SHUTDOWN_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 25, 30, 45, 60, 120];
-const PHASE_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60];
 
 const DRAIN_KEYS: Record<DrainOutcome, keyof DrainTally> = {
   completed: "completed",
@@ -73,21 +55,7 @@ export type MetricsStore = Pick<Store, "countRuns"> & OrphanSource;
 export class BatonMetrics {
   readonly registry: Registry;
 
-  private readonly steps: Counter<"workflow" | "outcome">;
-  private readonly stepDuration: Histogram<"workflow">;
-  private readonly checkpointDuration: Histogram;
-  private readonly claimLatency: Histogram;
-  private readonly handoffs: Counter<"reason">;
-  private readonly recovery: Histogram<"cause">;
-  private readonly staleWrites: Counter;
-  private readonly effects: Counter<"resolution">;
-  private readonly compensations: Counter<"outcome">;
-  private readonly compensationsRegistered: Counter;
-  private readonly executions: Counter<"workflow" | "outcome">;
-  private readonly shutdownDuration: Histogram;
-  private readonly phaseDuration: Histogram<"phase">;
-  private readonly shutdowns: Counter<"outcome">;
-  private readonly drainRuns: Counter<"outcome">;
+  private readonly families: RecordedFamilies;
   private readonly inflightSources = new Set<() => number>();
   private store: MetricsStore | undefined;
   private reading: Promise<StoreReading> | undefined;
@@ -96,98 +64,7 @@ export class BatonMetrics {
     const registry = (this.registry = options.registry ?? new Registry());
     const registers = [registry];
     this.store = options.store;
-
-    this.steps = new Counter({
-      name: "baton_steps_total",
-      help: "Step attempts that ended, by workflow and outcome (completed, retrying, failed, interrupted).",
-      labelNames: ["workflow", "outcome"],
-      registers,
-    });
-    this.stepDuration = new Histogram({
-      name: "baton_step_duration_seconds",
-      help: "Duration of step attempts, whatever their outcome, by workflow.",
-      labelNames: ["workflow"],
-      buckets: STEP_BUCKETS,
-      registers,
-    });
-    this.checkpointDuration = new Histogram({
-      name: "baton_checkpoint_duration_seconds",
-      help: "Duration of fenced journal writes: step results, failures and saved progress.",
-      buckets: STORE_BUCKETS,
-      registers,
-    });
-    this.claimLatency = new Histogram({
-      name: "baton_claim_latency_seconds",
-      help: "Duration of one claim statement against the store (claimRuns round trip).",
-      buckets: STORE_BUCKETS,
-      registers,
-    });
-    this.handoffs = new Counter({
-      name: "baton_handoffs_total",
-      help: "Runs released by a shutting-down worker for another worker to resume at once, by reason.",
-      labelNames: ["reason"],
-      registers,
-    });
-    this.recovery = new Histogram({
-      name: "baton_recovery_seconds",
-      help: "Time from a run's interruption (handoff) or lease expiry (crash) until its next step starts on its new owner.",
-      labelNames: ["cause"],
-      buckets: RECOVERY_BUCKETS,
-      registers,
-    });
-    this.staleWrites = new Counter({
-      name: "baton_stale_writes_rejected_total",
-      help: "Writes the store refused because the writer's fence was stale (another owner, or a cancel).",
-      registers,
-    });
-    this.effects = new Counter({
-      name: "baton_effects_total",
-      help: "Effects by resolution: executed, replayed, and the unknown outcomes (checked-done, checked-not-done, rerun-unchecked).",
-      labelNames: ["resolution"],
-      registers,
-    });
-    this.compensations = new Counter({
-      name: "baton_compensations_total",
-      help: "Compensations run, by outcome.",
-      labelNames: ["outcome"],
-      registers,
-    });
-    this.compensationsRegistered = new Counter({
-      name: "baton_compensations_registered_total",
-      help: "Completed steps and effects that carry a compensation (what a rollback would have to undo).",
-      registers,
-    });
-    this.executions = new Counter({
-      name: "baton_run_executions_total",
-      help: "Executions of a run on this worker (one per claim) that ended, by workflow and outcome.",
-      labelNames: ["workflow", "outcome"],
-      registers,
-    });
-    this.shutdownDuration = new Histogram({
-      name: "baton_shutdown_duration_seconds",
-      help: "Time from the start of a shutdown (SIGTERM, POST /drain, stop()) to its end.",
-      buckets: SHUTDOWN_BUCKETS,
-      registers,
-    });
-    this.phaseDuration = new Histogram({
-      name: "baton_shutdown_phase_duration_seconds",
-      help: "Duration of each shutdown phase that ran (notReady, preStop, stopIntake, drain, finalize, close).",
-      labelNames: ["phase"],
-      buckets: PHASE_BUCKETS,
-      registers,
-    });
-    this.shutdowns = new Counter({
-      name: "baton_shutdowns_total",
-      help: "Shutdowns that ended, by outcome (clean, unclean, escalated, watchdog).",
-      labelNames: ["outcome"],
-      registers,
-    });
-    this.drainRuns = new Counter({
-      name: "baton_drain_runs_total",
-      help: "Runs in flight when a shutdown began, by what became of them during the drain.",
-      labelNames: ["outcome"],
-      registers,
-    });
+    this.families = createRecordedFamilies(registry);
     const storeErrors: Counter = new Counter({
       name: "baton_metrics_store_errors_total",
       help: "Scrapes whose store-wide gauges (baton_runs, baton_runs_orphaned) could not be read.",
@@ -213,14 +90,6 @@ export class BatonMetrics {
       registers,
       collect: () => this.collectOrphaned(orphaned),
     });
-
-    // Series of closed label sets exist from the start, so rate() and absent() behave.
-    for (const reason of HANDOFF_REASONS) this.handoffs.inc({ reason }, 0);
-    for (const cause of RECOVERY_CAUSES) this.recovery.zero({ cause });
-    for (const resolution of EFFECT_RESOLUTIONS) this.effects.inc({ resolution }, 0);
-    for (const outcome of COMPENSATION_OUTCOMES) this.compensations.inc({ outcome }, 0);
-    for (const outcome of DRAIN_OUTCOMES) this.drainRuns.inc({ outcome }, 0);
-    for (const outcome of SHUTDOWN_OUTCOMES) this.shutdowns.inc({ outcome }, 0);
   }
 
   /** Reads `baton_runs` and `baton_runs_orphaned` from this store at each scrape. */
@@ -240,20 +109,21 @@ export class BatonMetrics {
   /** Creates the step series of these workflows at zero, so a rate is defined from the start. */
   registerWorkflows(names: Iterable<string>): void {
     for (const workflow of names) {
-      for (const outcome of STEP_OUTCOMES) this.steps.inc({ workflow, outcome }, 0);
-      for (const outcome of EXECUTION_OUTCOMES) this.executions.inc({ workflow, outcome }, 0);
+      for (const outcome of STEP_OUTCOMES) this.families.steps.inc({ workflow, outcome }, 0);
+      for (const outcome of EXECUTION_OUTCOMES)
+        this.families.executions.inc({ workflow, outcome }, 0);
     }
   }
 
   /** One attempt of one step ended after `seconds`. */
   stepFinished(workflow: string, outcome: StepOutcome, seconds: number): void {
-    this.steps.inc({ workflow, outcome });
-    this.stepDuration.observe({ workflow }, seconds);
+    this.families.steps.inc({ workflow, outcome });
+    this.families.stepDuration.observe({ workflow }, seconds);
   }
 
   /** A fenced journal write took `seconds` (whether or not the store accepted it). */
   checkpointFinished(seconds: number): void {
-    this.checkpointDuration.observe(seconds);
+    this.families.checkpointDuration.observe(seconds);
   }
 
   /** Times `write()` as a checkpoint and returns its result: `await m.timeCheckpoint(() => store.writeStep(…))`. */
@@ -263,7 +133,7 @@ export class BatonMetrics {
 
   /** One claim statement took `seconds`. */
   claimFinished(seconds: number): void {
-    this.claimLatency.observe(seconds);
+    this.families.claimLatency.observe(seconds);
   }
 
   /** Times `claim()` and returns its result: `await m.timeClaim(() => store.claimRuns(…))`. */
@@ -273,12 +143,12 @@ export class BatonMetrics {
 
   /** A run was handed off (released for another worker) for `reason`. */
   handedOff(reason: HandoffReason): void {
-    this.handoffs.inc({ reason });
+    this.families.handoffs.inc({ reason });
   }
 
   /** A resumed run started its next step `seconds` after its handoff or lease expiry. */
   recovered(cause: RecoveryCause, seconds: number): void {
-    this.recovery.observe({ cause }, Math.max(0, seconds));
+    this.families.recovery.observe({ cause }, Math.max(0, seconds));
   }
 
   /**
@@ -306,27 +176,27 @@ export class BatonMetrics {
    * run now, or it was cancelled. Lease renewals that come back short are not counted.
    */
   staleWriteRejected(): void {
-    this.staleWrites.inc();
+    this.families.staleWrites.inc();
   }
 
   /** An effect was resolved this way. */
   effectResolved(resolution: EffectResolution): void {
-    this.effects.inc({ resolution });
+    this.families.effects.inc({ resolution });
   }
 
   /** A completed step or effect carries a compensation. */
   compensationRegistered(): void {
-    this.compensationsRegistered.inc();
+    this.families.compensationsRegistered.inc();
   }
 
   /** A compensation ran to this outcome. */
   compensationFinished(outcome: CompensationOutcome): void {
-    this.compensations.inc({ outcome });
+    this.families.compensations.inc({ outcome });
   }
 
   /** One execution of a run on this worker (one claim) ended this way. */
   runExecutionFinished(workflow: string, outcome: ExecutionOutcome): void {
-    this.executions.inc({ workflow, outcome });
+    this.families.executions.inc({ workflow, outcome });
   }
 
   /**
@@ -335,16 +205,16 @@ export class BatonMetrics {
    * runs in flight.
    */
   shutdownFinished(report: ShutdownReport & { runs?: DrainTally }): void {
-    this.shutdownDuration.observe(report.durationMs / 1000);
+    this.families.shutdownDuration.observe(report.durationMs / 1000);
     for (const phase of report.phases) {
       if (!phase.skipped)
-        this.phaseDuration.observe({ phase: phase.phase }, phase.durationMs / 1000);
+        this.families.phaseDuration.observe({ phase: phase.phase }, phase.durationMs / 1000);
     }
-    this.shutdowns.inc({ outcome: shutdownOutcome(report) });
+    this.families.shutdowns.inc({ outcome: shutdownOutcome(report) });
     if (report.runs) {
       for (const outcome of DRAIN_OUTCOMES) {
         const count = report.runs[DRAIN_KEYS[outcome]];
-        if (count > 0) this.drainRuns.inc({ outcome }, count);
+        if (count > 0) this.families.drainRuns.inc({ outcome }, count);
       }
     }
   }
