@@ -37,16 +37,19 @@ function injectFaults(store: PostgresStore) {
     const client = await connect();
     if (!wrapped.has(client)) {
       wrapped.add(client);
+      // The store sends its statements as named (prepared) query configs.
+      type Query = string | { text: string; name?: string; values?: unknown[] };
       const query = client.query.bind(client) as (
-        text: string,
+        query: Query,
         values?: unknown[],
       ) => Promise<unknown>;
-      (client as unknown as { query: typeof query }).query = async (text, values) => {
+      (client as unknown as { query: typeof query }).query = async (q, values) => {
+        const text = typeof q === "string" ? q : q.text;
         const i = faults.findIndex((f) => f.statement === text);
-        if (i === -1) return query(text, values);
+        if (i === -1) return query(q, values);
         const [fault] = faults.splice(i, 1);
         if (fault!.when === "before") throw failure(fault!.code);
-        await query(text, values);
+        await query(q, values);
         throw failure(fault!.code);
       };
     }
@@ -172,11 +175,12 @@ describe("postgres retries after transient failures", () => {
     const { schema, store, sql, faults } = await setup();
     await store.createRun(run("r"));
     faults.loseAnswer(sql.claimRuns);
-    await expect(store.claimRuns("w1", ["wf"], 1, 100)).rejects.toMatchObject({
+    // A lease long enough that a loaded machine cannot let it expire before the next claim.
+    await expect(store.claimRuns("w1", ["wf"], 1, 1_500)).rejects.toMatchObject({
       code: "ECONNRESET",
     });
     expect(await store.claimRuns("w2", ["wf"], 1, 60_000)).toEqual([]);
-    await sleep(150);
+    await sleep(1_600);
     expect(await store.claimRuns("w2", ["wf"], 1, 60_000)).toMatchObject([
       { id: "r", takeover: true, fence: 2 },
     ]);

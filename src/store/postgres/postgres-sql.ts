@@ -22,6 +22,8 @@ const TERMINAL = "('completed','failed','cancelled','compensated')";
  * writes.
  */
 const LIVE = "status IN ('running','compensating') AND lease_owner IS NOT NULL";
+/** {@link LIVE} for a table alias: `r.${LIVE_R}`. */
+const LIVE_R = "status IN ('running','compensating') AND r.lease_owner IS NOT NULL";
 
 /** The notification channel of a schema: Baton's in another schema never wake these workers. */
 export function wakeChannel(schema: string): string {
@@ -44,6 +46,33 @@ export function postgresStatements(schema: string) {
       SELECT id, '${kind}', updated_at, $3, fence FROM released)
     SELECT ${notify("id")} FROM released`;
 
+  /**
+   * A batch of releases: $1 runs, $2 fences, $3 workers, $4 delays ms (one of each per
+   * release). Rows are locked in id order first (every multi-row statement of this store
+   * that waits for locks takes them in id order, so two of them cannot deadlock), then
+   * each is released only if it is still live at its own fence. One notification for the
+   * batch: the payload is not read, and any wake-up makes a worker claim.
+   */
+  const releaseBatch = (set: string, kind: string) => `
+    WITH input AS (
+      SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])
+        AS i (id, fence, worker_id, delay_ms)),
+    locked AS MATERIALIZED (
+      SELECT r.id FROM ${t("runs")} r
+      WHERE (r.id, r.fence) IN (SELECT id, fence FROM input) AND r.${LIVE_R}
+      ORDER BY r.id
+      FOR UPDATE),
+    released AS (
+      UPDATE ${t("runs")} r SET ${set}, lease_owner = NULL, lease_expires_at = NULL,
+        available_at = ${NOW} + i.delay_ms, updated_at = ${NOW}
+      FROM input i JOIN locked l ON l.id = i.id
+      WHERE r.id = i.id AND r.fence = i.fence AND r.${LIVE_R}
+      RETURNING r.id, r.fence, r.updated_at, i.worker_id),
+    logged AS (
+      INSERT INTO ${t("events")} (run_id, kind, at, worker_id, fence)
+      SELECT id, '${kind}', updated_at, worker_id, fence FROM released ORDER BY id)
+    SELECT released.id, (SELECT ${notify("min(id)")} FROM released) AS notified FROM released`;
+
   return {
     now: `SELECT ${NOW} AS now`,
 
@@ -59,6 +88,25 @@ export function postgresStatements(schema: string) {
         INSERT INTO ${t("events")} (run_id, kind, at, fence)
         SELECT id, 'created', created_at, 0 FROM inserted)
       SELECT inserted.*, ${notify("inserted.id")} AS notified FROM inserted`,
+    /**
+     * `createRun` for a batch: $1 ids, $2 workflows, $3 versions, $4 inputs, $5 priorities
+     * (distinct ids). Returns the runs inserted; an id already taken inserts nothing.
+     */
+    createRuns: `
+      WITH input AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[])
+          WITH ORDINALITY AS i (id, workflow, version, input, priority, n)),
+      inserted AS (
+        INSERT INTO ${t("runs")} (id, workflow, version, status, input, priority, available_at,
+          created_at, updated_at)
+        SELECT id, workflow, version, 'queued', input, priority, ${NOW}, ${NOW}, ${NOW}
+        FROM input ORDER BY n
+        ON CONFLICT (id) DO NOTHING
+        RETURNING *),
+      logged AS (
+        INSERT INTO ${t("events")} (run_id, kind, at, fence)
+        SELECT id, 'created', created_at, 0 FROM inserted)
+      SELECT inserted.*, (SELECT ${notify("min(id)")} FROM inserted) AS notified FROM inserted`,
     getRun: `SELECT * FROM ${t("runs")} WHERE id = $1`,
     listRuns: `
       SELECT * FROM ${t("runs")}
@@ -214,9 +262,17 @@ export function postgresStatements(schema: string) {
     /** $1 worker, $2 run ids, $3 fences, $4 lease ms. Touches the worker row in the same statement. */
     renewLeases: `
       WITH beat AS (
-        UPDATE ${t("workers")} SET heartbeat_at = ${NOW} WHERE id = $1)
+        UPDATE ${t("workers")} SET heartbeat_at = ${NOW} WHERE id = $1),
+      held AS (SELECT * FROM unnest($2::text[], $3::bigint[]) AS held (id, fence)),
+      -- Locked in id order, as the batched writes lock them: no deadlock between the two.
+      locked AS MATERIALIZED (
+        SELECT r.id FROM ${t("runs")} r
+        WHERE (r.id, r.fence) IN (SELECT id, fence FROM held) AND r.lease_owner = $1
+          AND r.status IN ('running','compensating')
+        ORDER BY r.id
+        FOR UPDATE)
       UPDATE ${t("runs")} r SET lease_expires_at = ${NOW} + $4::bigint
-      FROM unnest($2::text[], $3::bigint[]) AS held (id, fence)
+      FROM held JOIN locked ON locked.id = held.id
       WHERE r.id = held.id AND r.fence = held.fence AND r.lease_owner = $1
         AND r.status IN ('running','compensating')
       RETURNING r.id, r.fence`,
@@ -232,6 +288,31 @@ export function postgresStatements(schema: string) {
         RETURNING id, fence, updated_at)
       INSERT INTO ${t("events")} (run_id, kind, at, worker_id, fence)
       SELECT id, $3, updated_at, $6, fence FROM finished`,
+    /**
+     * `finishRun` for a batch: $1 runs, $2 fences, $3 statuses, $4 outputs, $5 errors,
+     * $6 workers (distinct runs). Rows are locked in id order first (see `releaseBatch`).
+     * Returns the runs finished.
+     */
+    finishRuns: `
+      WITH input AS (
+        SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+          $6::text[]) AS i (id, fence, status, output, error, worker_id)),
+      locked AS MATERIALIZED (
+        SELECT r.id FROM ${t("runs")} r
+        WHERE (r.id, r.fence) IN (SELECT id, fence FROM input) AND r.${LIVE_R}
+        ORDER BY r.id
+        FOR UPDATE),
+      finished AS (
+        UPDATE ${t("runs")} r SET status = i.status, output = i.output,
+          error = coalesce(i.error, r.error), lease_owner = NULL, lease_expires_at = NULL,
+          completed_at = ${NOW}, updated_at = ${NOW}
+        FROM input i JOIN locked l ON l.id = i.id
+        WHERE r.id = i.id AND r.fence = i.fence AND r.${LIVE_R}
+        RETURNING r.id, r.fence, r.updated_at, i.status, i.worker_id),
+      logged AS (
+        INSERT INTO ${t("events")} (run_id, kind, at, worker_id, fence)
+        SELECT id, status, updated_at, worker_id, fence FROM finished ORDER BY id)
+      SELECT id FROM finished`,
     /**
      * $1 run, $2 fence, $3 error, $4 worker. From `running` only: `compensating` under the
      * same lease (the owner goes on to run the compensations), recording why.
@@ -255,6 +336,13 @@ export function postgresStatements(schema: string) {
      * stops in the middle of its compensations.
      */
     toCompensate: releaseWithEvent("status = 'compensating'", "compensating"),
+    /** The batched forms of `handoff`, `sleep` and `toCompensate` (see `releaseBatch`). */
+    handoffs: releaseBatch(
+      "status = 'queued', resumed = true, interruptions = r.interruptions + 1",
+      "handoff",
+    ),
+    sleeps: releaseBatch("status = 'sleeping'", "sleeping"),
+    toCompensateBatch: releaseBatch("status = 'compensating'", "compensating"),
     /** $1 run, $2 fence, $3 delay ms. A retry writes no event. */
     requeue: `
       WITH released AS (${released("status = 'queued', resumed = true", "$3")})
@@ -269,6 +357,8 @@ export function postgresStatements(schema: string) {
 
     // journal
     loadJournal: `SELECT * FROM ${t("steps")} WHERE run_id = $1 ORDER BY seq`,
+    /** The journals of several runs ($1 ids), in one read. */
+    loadJournals: `SELECT * FROM ${t("steps")} WHERE run_id = ANY ($1::text[]) ORDER BY run_id, seq`,
     getStep: `SELECT * FROM ${t("steps")} WHERE run_id = $1 AND seq = $2::int`,
     /**
      * $1 run, $2 fence, $3 worker, $4 seq, $5 name, $6 kind, $7 status, $8 output, $9 error,
@@ -296,6 +386,40 @@ export function postgresStatements(schema: string) {
         fence = excluded.fence, worker_id = excluded.worker_id,
         started_at = coalesce(excluded.started_at, s.started_at), updated_at = excluded.updated_at
       WHERE s.status NOT IN ('completed','failed') AND s.name = excluded.name`,
+    /**
+     * `writeStep` for a batch, one array per parameter of `writeStep` (distinct run and seq
+     * pairs). Each write is checked on its own: its run must be live at its fence. The runs
+     * are share-locked in id order first (see `releaseBatch`), as `writeStep` locks its run.
+     * Returns the (run, seq) of each write that took effect.
+     */
+    writeSteps: `
+      WITH input AS (
+        SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[],
+          $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[], $12::bigint[],
+          $13::text[])
+          AS i (run_id, fence, worker_id, seq, name, kind, status, output, error, progress,
+            attempts, started_at, idempotency_key)),
+      owned AS MATERIALIZED (
+        SELECT r.id, r.fence FROM ${t("runs")} r
+        WHERE (r.id, r.fence) IN (SELECT run_id, fence FROM input) AND r.${LIVE_R}
+        ORDER BY r.id
+        FOR SHARE)
+      INSERT INTO ${t("steps")} AS s (run_id, seq, name, kind, status, output, error, progress,
+        attempts, idempotency_key, fence, worker_id, started_at, updated_at)
+      SELECT i.run_id, i.seq, i.name, i.kind, i.status, i.output, i.error, i.progress,
+        i.attempts, i.idempotency_key, o.fence, i.worker_id, i.started_at, ${NOW}
+      FROM input i JOIN owned o ON o.id = i.run_id AND o.fence = i.fence
+      ORDER BY i.run_id, i.seq
+      ON CONFLICT (run_id, seq) DO UPDATE SET
+        status = excluded.status, output = excluded.output, error = excluded.error,
+        progress = CASE WHEN excluded.status IN ('completed','failed') THEN NULL
+                        ELSE coalesce(excluded.progress, s.progress) END,
+        attempts = excluded.attempts,
+        idempotency_key = coalesce(excluded.idempotency_key, s.idempotency_key),
+        fence = excluded.fence, worker_id = excluded.worker_id,
+        started_at = coalesce(excluded.started_at, s.started_at), updated_at = excluded.updated_at
+      WHERE s.status NOT IN ('completed','failed') AND s.name = excluded.name
+      RETURNING s.run_id, s.seq`,
 
     // workers
     registerWorker: `

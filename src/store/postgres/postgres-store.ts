@@ -24,6 +24,7 @@ import {
   type PostgresStoreOptions,
   type ResolvedPostgresOptions,
 } from "./postgres-options.js";
+import { Batcher } from "./postgres-batch.js";
 import { classifyFailure, withPooledClient, type Replay } from "./postgres-retry.js";
 import { pgTypes } from "./postgres-rows.js";
 import {
@@ -38,6 +39,13 @@ import {
 } from "../rows.js";
 import { postgresStatements, wakeChannel, type PostgresStatements } from "./postgres-sql.js";
 import { WakeListener } from "./postgres-wake.js";
+
+/** A batched write's answer: applied, and whether an earlier try's answer was lost. */
+type Applied = { ok: boolean; ambiguous: boolean };
+type FinishStatus = "completed" | "failed" | "compensated";
+type Finish = { lease: Lease; status: FinishStatus; output: string | null; error: string | null };
+type BatchedRelease = "handoff" | "sleep" | "compensate";
+type Release = { lease: Lease; delayMs: number };
 
 type ClaimedRow = RunRow & {
   takeover: boolean;
@@ -74,7 +82,16 @@ export class PostgresStore implements Store {
   /** The pool; exposed for diagnostics and tests. */
   readonly pool: pg.Pool;
   private readonly sql: PostgresStatements;
+  /** Statement text to its prepared-statement name (each connection parses it once). */
+  private readonly names: Map<string, string>;
   private readonly wake: WakeListener;
+  /** Group commit (see `Batcher`): one line per kind of write. */
+  private readonly batches: {
+    createRun: Batcher<NewRun, RunRow | undefined>;
+    writeStep: Batcher<{ lease: Lease; write: StepWrite }, Applied>;
+    finish: Batcher<Finish, Applied>;
+    release: Record<BatchedRelease, Batcher<Release, Applied>>;
+  };
   private migrated: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
 
@@ -96,6 +113,33 @@ export class PostgresStore implements Store {
     // drops it and opens another on demand. Without a handler it would crash the process.
     this.pool.on("error", () => undefined);
     this.sql = postgresStatements(schema);
+    this.names = new Map(
+      Object.entries(this.sql).map(([key, text]) => [text, `baton_${key}_${hashText(text)}`]),
+    );
+    const release = (reason: BatchedRelease) =>
+      new Batcher<Release, Applied>(
+        (items) => this.releaseBatch(reason, items),
+        (r) => r.lease.runId,
+      );
+    this.batches = {
+      createRun: new Batcher(
+        (runs) => this.createRunBatch(runs),
+        (run) => run.id,
+      ),
+      writeStep: new Batcher(
+        (writes) => this.writeStepBatch(writes),
+        ({ lease, write }) => `${lease.runId}\u0000${write.seq}`,
+      ),
+      finish: new Batcher(
+        (items) => this.finishBatch(items),
+        (f) => f.lease.runId,
+      ),
+      release: {
+        handoff: release("handoff"),
+        sleep: release("sleep"),
+        compensate: release("compensate"),
+      },
+    };
     // The LISTEN connection's health check must fail rather than hang on a dead network.
     const listenConfig = { ...clientConfig, query_timeout: 5_000 };
     this.wake = new WakeListener(() => new pg.Client(listenConfig), wakeChannel(schema));
@@ -104,9 +148,7 @@ export class PostgresStore implements Store {
   // runs
 
   async createRun(run: NewRun): Promise<{ run: RunRecord; created: boolean }> {
-    const values = [run.id, run.workflow, run.version, run.input, run.priority];
-    const inserted = await this.query<RunRow>(this.sql.createRun, values, "idempotent");
-    const row = inserted.rows[0];
+    const row = await this.batches.createRun.submit(run);
     if (row) return { run: toRun(row), created: true };
     // A retry after a lost answer may land here for a run this call did create.
     const existing = await this.query<RunRow>(this.sql.getRun, [run.id], "idempotent");
@@ -181,6 +223,7 @@ export class PostgresStore implements Store {
     if (limit <= 0 || workflows.length === 0) return [];
     const values = [workerId, workflows, limit, leaseMs];
     const { rows } = await this.query<ClaimedRow>(this.sql.claimRuns, values, "once");
+    const journals = await this.journalsOf(rows);
     return rows.map((row) => {
       let resumedFrom: ClaimedRun["resumedFrom"];
       if (row.takeover && row.old_expires_at !== null) {
@@ -188,8 +231,45 @@ export class PostgresStore implements Store {
       } else if (row.last_event === "handoff" && row.last_event_at !== null) {
         resumedFrom = { cause: "handoff", msAgo: row.claimed_at - row.last_event_at };
       }
-      return { ...toRun(row), takeover: row.takeover, ...(resumedFrom ? { resumedFrom } : {}) };
+      const journal = journals?.get(row.id);
+      return {
+        ...toRun(row),
+        takeover: row.takeover,
+        ...(resumedFrom ? { resumedFrom } : {}),
+        ...(journal ? { journal } : {}),
+      };
     });
+  }
+
+  /**
+   * The journals of runs just claimed, so the worker need not read them one by one. A run
+   * at fence 1 was never owned before (every claim, cancel and reap moves the fence, and
+   * only an owner writes its journal): its journal is empty, read from nowhere. The others
+   * are read in one statement, after the claim committed, so the read holds every write of
+   * an earlier owner (a stale owner's later write is refused by the fence). Reading inside
+   * the claim statement would not do: its snapshot predates a write that committed while
+   * the claim waited for the row. If the read fails, the worker reads each journal itself.
+   */
+  private async journalsOf(rows: readonly ClaimedRow[]) {
+    const journals = new Map<string, JournalEntry[]>();
+    const resumed: string[] = [];
+    for (const row of rows) {
+      if (row.fence === 1) journals.set(row.id, []);
+      else resumed.push(row.id);
+    }
+    if (resumed.length === 0) return journals;
+    try {
+      const { rows: steps } = await this.query<StepRow>(
+        this.sql.loadJournals,
+        [resumed],
+        "idempotent",
+      );
+      for (const id of resumed) journals.set(id, []);
+      for (const step of steps) journals.get(step.run_id)!.push(toJournalEntry(step));
+    } catch {
+      for (const id of resumed) journals.delete(id);
+    }
+    return journals;
   }
 
   async renewLeases(
@@ -246,13 +326,11 @@ export class PostgresStore implements Store {
       const run = await this.getRun(runId);
       return run?.status === "queued" && run.fence === fence;
     }
-    const { statement, kind } = {
-      handoff: { statement: this.sql.handoff, kind: "handoff" as const },
-      sleep: { statement: this.sql.sleep, kind: "sleeping" as const },
-      compensate: { statement: this.sql.toCompensate, kind: "compensating" as const },
-    }[reason];
-    const result = await this.query(statement, [runId, fence, workerId, delayMs], "fenced");
-    if (result.rowCount === 1) return true;
+    const kind = ({ handoff: "handoff", sleep: "sleeping", compensate: "compensating" } as const)[
+      reason
+    ];
+    const result = await this.batches.release[reason].submit({ lease, delayMs });
+    if (result.ok) return true;
     if (!result.ambiguous || !(await this.hasEvent(lease, kind))) return false;
     if (reason !== "compensate") return true;
     // Or was the event `beginCompensation`'s? Then this lease still holds the run.
@@ -268,6 +346,28 @@ export class PostgresStore implements Store {
   }
 
   async writeStep(lease: Lease, write: StepWrite): Promise<boolean> {
+    const result = await this.batches.writeStep.submit({ lease, write });
+    if (result.ok) return true;
+    if (!result.ambiguous) return false;
+    // Refused on the re-send: the entry matches this write if the first try committed it.
+    const { rows } = await this.query<StepRow>(
+      this.sql.getStep,
+      [lease.runId, write.seq],
+      "idempotent",
+    );
+    const entry = rows[0];
+    return (
+      entry !== undefined &&
+      entry.fence === lease.fence &&
+      entry.worker_id === lease.workerId &&
+      entry.name === write.name &&
+      entry.status === write.status &&
+      entry.attempts === write.attempts
+    );
+  }
+
+  /** The single-row form of a step write (a batch that failed as a whole is re-sent so). */
+  private async writeStepAlone(lease: Lease, write: StepWrite): Promise<Applied> {
     const values = [
       lease.runId,
       lease.fence,
@@ -284,22 +384,36 @@ export class PostgresStore implements Store {
       write.idempotencyKey ?? null,
     ];
     const result = await this.query(this.sql.writeStep, values, "fenced");
-    if (result.rowCount === 1) return true;
-    if (!result.ambiguous) return false;
-    // Refused on the re-send: the entry matches this write if the first try committed it.
-    const { rows } = await this.query<StepRow>(
-      this.sql.getStep,
-      [lease.runId, write.seq],
-      "idempotent",
-    );
-    const entry = rows[0];
-    return (
-      entry !== undefined &&
-      entry.fence === lease.fence &&
-      entry.worker_id === lease.workerId &&
-      entry.name === write.name &&
-      entry.status === write.status &&
-      entry.attempts === write.attempts
+    return { ok: result.rowCount === 1, ambiguous: result.ambiguous };
+  }
+
+  private async writeStepBatch(
+    writes: ReadonlyArray<{ lease: Lease; write: StepWrite }>,
+  ): Promise<Applied[]> {
+    if (writes.length === 1) return [await this.writeStepAlone(writes[0]!.lease, writes[0]!.write)];
+    const column = <T>(f: (w: { lease: Lease; write: StepWrite }) => T) => writes.map(f);
+    const values = [
+      column((w) => w.lease.runId),
+      column((w) => w.lease.fence),
+      column((w) => w.lease.workerId),
+      column((w) => w.write.seq),
+      column((w) => w.write.name),
+      column((w) => w.write.kind),
+      column((w) => w.write.status),
+      column((w) => w.write.output ?? null),
+      column((w) => w.write.error ?? null),
+      column((w) => w.write.progress ?? null),
+      column((w) => w.write.attempts),
+      column((w) => w.write.startedAt ?? null),
+      column((w) => w.write.idempotencyKey ?? null),
+    ];
+    return this.batched(
+      () => this.query<{ run_id: string; seq: number }>(this.sql.writeSteps, values, "fenced"),
+      (rows) => {
+        const applied = new Set(rows.map((r) => `${r.run_id}\u0000${r.seq}`));
+        return writes.map((w) => applied.has(`${w.lease.runId}\u0000${w.write.seq}`));
+      },
+      () => Promise.all(writes.map((w) => this.writeStepAlone(w.lease, w.write))),
     );
   }
 
@@ -409,14 +523,122 @@ export class PostgresStore implements Store {
 
   private async finish(
     lease: Lease,
-    status: "completed" | "failed" | "compensated",
+    status: FinishStatus,
     output: string | null,
     error: string | null,
   ): Promise<boolean> {
+    const result = await this.batches.finish.submit({ lease, status, output, error });
+    if (result.ok) return true;
+    return result.ambiguous && this.hasEvent(lease, status);
+  }
+
+  private async finishAlone({ lease, status, output, error }: Finish): Promise<Applied> {
     const values = [lease.runId, lease.fence, status, output, error, lease.workerId];
     const result = await this.query(this.sql.finishRun, values, "fenced");
-    if (result.rowCount === 1) return true;
-    return result.ambiguous && this.hasEvent(lease, status);
+    return { ok: result.rowCount === 1, ambiguous: result.ambiguous };
+  }
+
+  private async finishBatch(items: readonly Finish[]): Promise<Applied[]> {
+    if (items.length === 1) return [await this.finishAlone(items[0]!)];
+    const values = [
+      items.map((f) => f.lease.runId),
+      items.map((f) => f.lease.fence),
+      items.map((f) => f.status),
+      items.map((f) => f.output),
+      items.map((f) => f.error),
+      items.map((f) => f.lease.workerId),
+    ];
+    return this.batched(
+      () => this.query<{ id: string }>(this.sql.finishRuns, values, "fenced"),
+      (rows) => {
+        const applied = new Set(rows.map((r) => r.id));
+        return items.map((f) => applied.has(f.lease.runId));
+      },
+      () => Promise.all(items.map((f) => this.finishAlone(f))),
+    );
+  }
+
+  private async releaseAlone(reason: BatchedRelease, { lease, delayMs }: Release) {
+    const statement = {
+      handoff: this.sql.handoff,
+      sleep: this.sql.sleep,
+      compensate: this.sql.toCompensate,
+    }[reason];
+    const values = [lease.runId, lease.fence, lease.workerId, delayMs];
+    const result = await this.query(statement, values, "fenced");
+    return { ok: result.rowCount === 1, ambiguous: result.ambiguous };
+  }
+
+  private async releaseBatch(
+    reason: BatchedRelease,
+    items: readonly Release[],
+  ): Promise<Applied[]> {
+    if (items.length === 1) return [await this.releaseAlone(reason, items[0]!)];
+    const statement = {
+      handoff: this.sql.handoffs,
+      sleep: this.sql.sleeps,
+      compensate: this.sql.toCompensateBatch,
+    }[reason];
+    const values = [
+      items.map((r) => r.lease.runId),
+      items.map((r) => r.lease.fence),
+      items.map((r) => r.lease.workerId),
+      items.map((r) => r.delayMs),
+    ];
+    return this.batched(
+      () => this.query<{ id: string }>(statement, values, "fenced"),
+      (rows) => {
+        const applied = new Set(rows.map((r) => r.id));
+        return items.map((r) => applied.has(r.lease.runId));
+      },
+      () => Promise.all(items.map((r) => this.releaseAlone(reason, r))),
+    );
+  }
+
+  private async createRunAlone(run: NewRun): Promise<RunRow | undefined> {
+    const values = [run.id, run.workflow, run.version, run.input, run.priority];
+    const { rows } = await this.query<RunRow>(this.sql.createRun, values, "idempotent");
+    return rows[0];
+  }
+
+  /** Inserted rows, in the order of `runs`; undefined where the id was taken. */
+  private async createRunBatch(runs: readonly NewRun[]): Promise<Array<RunRow | undefined>> {
+    if (runs.length === 1) return [await this.createRunAlone(runs[0]!)];
+    const values = [
+      runs.map((r) => r.id),
+      runs.map((r) => r.workflow),
+      runs.map((r) => r.version),
+      runs.map((r) => r.input),
+      runs.map((r) => r.priority),
+    ];
+    try {
+      const { rows } = await this.query<RunRow>(this.sql.createRuns, values, "idempotent");
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      return runs.map((r) => byId.get(r.id));
+    } catch (error) {
+      if (classifyFailure(error, false) !== "fatal") throw error;
+      return Promise.all(runs.map((r) => this.createRunAlone(r)));
+    }
+  }
+
+  /**
+   * Sends a batched fenced write and answers each item. If the statement fails for a reason
+   * that is not a connection's (bad input in one row fails them all), each item is sent on
+   * its own, so that each caller gets its own answer or error.
+   */
+  private async batched<R extends pg.QueryResultRow>(
+    send: () => Promise<pg.QueryResult<R> & { ambiguous: boolean }>,
+    answer: (rows: R[]) => boolean[],
+    alone: () => Promise<Applied[]>,
+  ): Promise<Applied[]> {
+    let result: pg.QueryResult<R> & { ambiguous: boolean };
+    try {
+      result = await send();
+    } catch (error) {
+      if (classifyFailure(error, false) !== "fatal") throw error;
+      return alone();
+    }
+    return answer(result.rows).map((ok) => ({ ok, ambiguous: result.ambiguous }));
   }
 
   /** Whether the owner's own state change committed: its event row has this lease's fence. */
@@ -442,7 +664,8 @@ export class PostgresStore implements Store {
     const result = await this.withClient(
       async (client) => {
         try {
-          return await client.query<R>(text, values);
+          const name = this.names.get(text);
+          return await client.query<R>(name ? { name, text, values } : { text, values });
         } catch (error) {
           if (classifyFailure(error, false) === "unknown") ambiguous = true;
           throw error;
@@ -463,4 +686,11 @@ export class PostgresStore implements Store {
     if (this.closing) return Promise.reject(new Error(`the store ${this.description} is closed`));
     return withPooledClient(this.pool, use, { replay, budgetMs, stop: () => !!this.closing });
   }
+}
+
+/** A short hash of a statement's text, so that a prepared statement's name names that text. */
+function hashText(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(36);
 }
