@@ -9,9 +9,10 @@
  *   npx tsx bench/postgres/handoff-latency.ts
  *
  * Each figure is also split by the run's events: the step's end to the release statement,
- * the release to the claim statement, and the claim to the next step's start.
+ * the release to the claim statement, the claim to the workflow function being called on
+ * the other worker (journal read included), and the replay to the next step's start.
  */
-import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -29,6 +30,8 @@ export const relay = defineWorkflow(
   { name: "bench-relay" },
   async (ctx, input: { steps: number; stepMs: number }) => {
     const log = process.env.BATON_BENCH_LOG;
+    // The workflow function is called: the journal is read and the replay begins.
+    if (log) appendFileSync(log, `${ctx.runId} -1 ${process.pid} begin ${epochNow()}\n`);
     for (let i = 0; i < input.steps; i++) {
       await ctx.step(`step-${i}`, async (s) => {
         if (log) appendFileSync(log, `${s.runId} ${i} ${process.pid} start ${epochNow()}\n`);
@@ -43,15 +46,45 @@ export const relay = defineWorkflow(
 
 type LogLine = { run: string; seq: number; pid: number; what: string; at: number };
 
-function readLog(path: string): LogLine[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((line) => {
+/**
+ * The log so far, read incrementally: the benchmark polls it every 10 ms while the workers
+ * run, and re-reading a growing file each time would take CPU from them.
+ */
+class LogReader {
+  private offset = 0;
+  private partial = "";
+  readonly lines: LogLine[] = [];
+
+  constructor(private readonly path: string) {}
+
+  read(): LogLine[] {
+    if (!existsSync(this.path)) return this.lines;
+    const size = statSync(this.path).size;
+    if (size <= this.offset) return this.lines;
+    const buffer = Buffer.alloc(size - this.offset);
+    const fd = openSync(this.path, "r");
+    try {
+      readSync(fd, buffer, 0, buffer.length, this.offset);
+    } finally {
+      closeSync(fd);
+    }
+    this.offset = size;
+    const text = this.partial + buffer.toString("utf8");
+    const end = text.lastIndexOf("\n");
+    this.partial = text.slice(end + 1);
+    for (const line of text.slice(0, end + 1).split("\n")) {
+      if (!line) continue;
       const [run, seq, pid, what, at] = line.split(" ");
-      return { run: run!, seq: Number(seq), pid: Number(pid), what: what!, at: Number(at) };
-    });
+      this.lines.push({
+        run: run!,
+        seq: Number(seq),
+        pid: Number(pid),
+        what: what!,
+        at: Number(at),
+      });
+    }
+    return this.lines;
+  }
 }
 
 /** Polls `check` every 10 ms; throws after `timeoutMs`. */
@@ -81,13 +114,20 @@ export async function measurePostgresHandoffLatency(rounds = 10, runsPerRound = 
       // The parts of each latency, from the run's events (times on the database's clock,
       // which on this machine is the benchmark's): the step's end to the release statement,
       // the release to the claim statement, the claim to the next step's start.
-      const parts = { release: [] as number[], toClaim: [] as number[], resume: [] as number[] };
+      const parts = {
+        release: [] as number[],
+        toClaim: [] as number[],
+        toBegin: [] as number[],
+        replay: [] as number[],
+      };
       const schema = new URL(url).searchParams.get("schema")!;
       const events = new pg.Client({ connectionString: url });
       await events.connect();
       let repeatedSteps = 0;
       const exitCodes: Array<number | string> = [];
       const alive = new Set<WorkerProcess>();
+      const logReader = new LogReader(logPath);
+      const readLog = () => logReader.read();
       try {
         let holder = await spawn();
         alive.add(holder);
@@ -114,13 +154,13 @@ export async function measurePostgresHandoffLatency(rounds = 10, runsPerRound = 
           const stopped = holder.pid;
           await until("every run to resume on the other worker", () => {
             const resumed = new Set(
-              readLog(logPath)
+              readLog()
                 .filter((l) => l.pid === next.pid && l.what === "start")
                 .map((l) => l.run),
             );
             return ids.every((id) => resumed.has(id));
           });
-          const log = readLog(logPath);
+          const log = readLog();
           for (const id of ids) {
             const ofRun = log.filter((l) => l.run === id);
             const lastEnd = ofRun.filter((l) => l.pid === stopped && l.what === "end").at(-1)!;
@@ -140,11 +180,14 @@ export async function measurePostgresHandoffLatency(rounds = 10, runsPerRound = 
             const lastEnd = log
               .filter((l) => l.run === id && l.pid === stopped && l.what === "end")
               .at(-1)!;
-            const firstStart = log.find((l) => l.run === id && l.pid === next.pid)!;
-            if (!handoff || !claim || claim.kind === "handoff") continue;
+            const mine = log.filter((l) => l.run === id && l.pid === next.pid);
+            const begin = mine.find((l) => l.what === "begin");
+            const firstStart = mine.find((l) => l.what === "start");
+            if (!handoff || !claim || claim.kind === "handoff" || !begin || !firstStart) continue;
             parts.release.push(Number(handoff.at) - lastEnd.at);
             parts.toClaim.push(Number(claim.at) - Number(handoff.at));
-            parts.resume.push(firstStart.at - Number(claim.at));
+            parts.toBegin.push(begin.at - Number(claim.at));
+            parts.replay.push(firstStart.at - begin.at);
           }
           // Leave the new holder idle for the next round.
           for (const id of ids) await baton.cancel(id);
@@ -168,7 +211,8 @@ export async function measurePostgresHandoffLatency(rounds = 10, runsPerRound = 
         parts: {
           release: summarize(parts.release),
           toClaim: summarize(parts.toClaim),
-          resume: summarize(parts.resume),
+          toBegin: summarize(parts.toBegin),
+          replay: summarize(parts.replay),
         },
       };
     });
@@ -195,7 +239,7 @@ if (isMain(import.meta.url)) {
     );
     const part = (s: { p50: number; p99: number }) => `p50 ${ms(s.p50)} p99 ${ms(s.p99)}`;
     console.log(
-      `     step end -> release ${part(r.parts.release)}; release -> claim ${part(r.parts.toClaim)}; claim -> next step ${part(r.parts.resume)}`,
+      `     step end -> release ${part(r.parts.release)}; release -> claim ${part(r.parts.toClaim)}; claim -> workflow called ${part(r.parts.toBegin)}; replay -> next step ${part(r.parts.replay)}`,
     );
   }
 }

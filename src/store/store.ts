@@ -75,12 +75,13 @@ export type ClaimedRun = RunRecord & {
    */
   resumedFrom?: { cause: "handoff" | "crash"; msAgo: number };
   /**
-   * The run's journal, when the store read it with the claim (optional: a store may leave
-   * it out, and the worker then calls `loadJournal`). It must be read after the claim took
-   * the run's lock, so that it holds every write of earlier owners: an empty journal for a
-   * run claimed for the first time, one read for the whole batch for resumed runs.
+   * The run's journal, when the store reads it along with the claim (optional: a store may
+   * leave it out, and the worker then calls `loadJournal`). It must hold every write of
+   * earlier owners, so it is read after the claim committed (or known empty: a run claimed
+   * for the first time). A promise, so that the claim answers without waiting for it (one
+   * read for the whole batch); it rejects only as `loadJournal` would.
    */
-  journal?: JournalEntry[];
+  journal?: Promise<JournalEntry[]>;
 };
 
 /**

@@ -51,7 +51,7 @@ export async function executeRun(deps: ExecuteRunDeps): Promise<RunOutcome> {
   const ctx = new RunContext({
     store,
     lease,
-    journal: run.journal ?? (await store.loadJournal(run.id)),
+    journal: await (run.journal ?? store.loadJournal(run.id)),
     control: active,
     log,
     maxPayloadBytes: deps.maxPayloadBytes,

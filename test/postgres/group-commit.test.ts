@@ -174,16 +174,28 @@ describe("postgres group commit", () => {
     await Promise.all([one.writeStep(lease!, step(0)), one.writeStep(lease!, step(1))]);
     await one.releaseRun(lease!, "handoff");
     const claimed = await one.claimRuns("w2", ["wf"], 10, 60_000);
-    const journals = new Map(claimed.map((r) => [r.id, r.journal?.map((e) => e.seq)]));
+    const journals = new Map<string, number[] | undefined>();
+    for (const r of claimed)
+      journals.set(
+        r.id,
+        (await r.journal)?.map((e) => e.seq),
+      );
     expect(journals).toEqual(
       new Map([
         ["r", [0, 1]],
         ["fresh", []],
       ]),
     );
-    // One read for the resumed run, none for the new one.
+    // One read for the resumed run, none for the new one; a failed batch read falls back
+    // to each run's own read.
     expect(counts.get(sql.loadJournals)).toBe(1);
     expect(counts.get(sql.loadJournal) ?? 0).toBe(0);
+    await one.releaseRun({ runId: "r", fence: claimed[0]!.fence, workerId: "w2" }, "handoff");
+    await postgres.admin(`ALTER TABLE "${schema.schema}".steps RENAME TO steps_gone`);
+    const [again] = await one.claimRuns("w3", ["wf"], 10, 60_000);
+    await expect(again!.journal).rejects.toMatchObject({ code: "42P01" });
+    expect(counts.get(sql.loadJournals)).toBe(2);
+    expect(counts.get(sql.loadJournal)).toBe(1);
     await two.close();
     await schema.drop();
   });
@@ -210,7 +222,7 @@ describe("postgres group commit", () => {
           for (const r of await taker.claimRuns("new", ["wf"], ids.length, 60_000))
             taken.set(
               r.id,
-              (r.journal ?? (await taker.loadJournal(r.id))).map((e) => e.fence),
+              (await (r.journal ?? taker.loadJournal(r.id))).map((e) => e.fence),
             );
         }
         return taken;

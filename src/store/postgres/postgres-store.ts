@@ -223,7 +223,7 @@ export class PostgresStore implements Store {
     if (limit <= 0 || workflows.length === 0) return [];
     const values = [workerId, workflows, limit, leaseMs];
     const { rows } = await this.query<ClaimedRow>(this.sql.claimRuns, values, "once");
-    const journals = await this.journalsOf(rows);
+    const journals = this.journalsOf(rows);
     return rows.map((row) => {
       let resumedFrom: ClaimedRun["resumedFrom"];
       if (row.takeover && row.old_expires_at !== null) {
@@ -231,43 +231,49 @@ export class PostgresStore implements Store {
       } else if (row.last_event === "handoff" && row.last_event_at !== null) {
         resumedFrom = { cause: "handoff", msAgo: row.claimed_at - row.last_event_at };
       }
-      const journal = journals?.get(row.id);
       return {
         ...toRun(row),
         takeover: row.takeover,
         ...(resumedFrom ? { resumedFrom } : {}),
-        ...(journal ? { journal } : {}),
+        journal: journals.get(row.id)!,
       };
     });
   }
 
   /**
-   * The journals of runs just claimed, so the worker need not read them one by one. A run
-   * at fence 1 was never owned before (every claim, cancel and reap moves the fence, and
-   * only an owner writes its journal): its journal is empty, read from nowhere. The others
-   * are read in one statement, after the claim committed, so the read holds every write of
-   * an earlier owner (a stale owner's later write is refused by the fence). Reading inside
-   * the claim statement would not do: its snapshot predates a write that committed while
-   * the claim waited for the row. If the read fails, the worker reads each journal itself.
+   * The journals of runs just claimed, so that the worker need not read them one by one
+   * and the claim need not wait for them. A run at fence 1 was never owned before (every
+   * claim, cancel and reap moves the fence, and only an owner writes its journal): its
+   * journal is empty, read from nowhere. The others are read in one statement sent after
+   * the claim committed, so the read holds every write of an earlier owner (a stale owner's
+   * later write is refused by the fence). Reading inside the claim statement would not do:
+   * its snapshot predates a write that committed while the claim waited for the row. If
+   * that read fails, each run's journal is read on its own.
    */
-  private async journalsOf(rows: readonly ClaimedRow[]) {
-    const journals = new Map<string, JournalEntry[]>();
-    const resumed: string[] = [];
+  private journalsOf(rows: readonly ClaimedRow[]): Map<string, Promise<JournalEntry[]>> {
+    const journals = new Map<string, Promise<JournalEntry[]>>();
+    const resumed = rows.filter((row) => row.fence !== 1).map((row) => row.id);
+    const batch =
+      resumed.length === 0
+        ? undefined
+        : this.query<StepRow>(this.sql.loadJournals, [resumed], "idempotent").then(
+            ({ rows: steps }) => {
+              const byRun = new Map<string, JournalEntry[]>(resumed.map((id) => [id, []]));
+              for (const step of steps) byRun.get(step.run_id)!.push(toJournalEntry(step));
+              return byRun;
+            },
+          );
     for (const row of rows) {
-      if (row.fence === 1) journals.set(row.id, []);
-      else resumed.push(row.id);
-    }
-    if (resumed.length === 0) return journals;
-    try {
-      const { rows: steps } = await this.query<StepRow>(
-        this.sql.loadJournals,
-        [resumed],
-        "idempotent",
-      );
-      for (const id of resumed) journals.set(id, []);
-      for (const step of steps) journals.get(step.run_id)!.push(toJournalEntry(step));
-    } catch {
-      for (const id of resumed) journals.delete(id);
+      const journal =
+        row.fence === 1 || !batch
+          ? Promise.resolve([])
+          : batch.then(
+              (byRun) => byRun.get(row.id)!,
+              () => this.loadJournal(row.id),
+            );
+      // A caller that never asks for a journal must not leave a failed read unhandled.
+      journal.catch(() => undefined);
+      journals.set(row.id, journal);
     }
     return journals;
   }
