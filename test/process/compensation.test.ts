@@ -1,7 +1,11 @@
-import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+/**
+ * Compensation under a real SIGKILL, on each backend: the workers share one SQLite file,
+ * or one schema of one PostgreSQL server.
+ */
+import { afterEach, expect, it } from "vitest";
 import { Baton, TerminalError } from "../../src/index.js";
 import { saga } from "../fixtures/workflows.js";
+import { describeEachBackend } from "../support/backends.js";
 import { readExecLog } from "../support/exec-log.js";
 import { tempDir } from "../support/temp-dir.js";
 import { workerProcesses } from "../support/worker-processes.js";
@@ -11,14 +15,15 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-describe("compensation under SIGKILL", () => {
+describeEachBackend("compensation under SIGKILL", (backend) => {
   it("a worker killed after its first compensation: the next one runs the rest, none twice, in reverse order", async () => {
     const dir = tempDir();
-    const store = `sqlite:${join(dir.path, "baton.db")}`;
+    const store = await backend.newStoreUrl();
     const baton = await Baton.open({ store, workflows: [saga] });
     const workers = workerProcesses(store, dir.path);
     cleanups.push(
       () => dir.remove(),
+      () => backend.cleanup(),
       () => baton.close(),
       () => workers.killAll(),
     );
