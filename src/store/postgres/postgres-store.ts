@@ -47,6 +47,9 @@ type Finish = { lease: Lease; status: FinishStatus; output: string | null; error
 type BatchedRelease = "handoff" | "sleep" | "compensate";
 type Release = { lease: Lease; delayMs: number };
 
+/** Connections the pool keeps open while idle (fewer if the pool is smaller). */
+const WARM_CONNECTIONS = 3;
+
 type ClaimedRow = RunRow & {
   takeover: boolean;
   old_expires_at: number | null;
@@ -108,7 +111,14 @@ export class PostgresStore implements Store {
       // Shown in pg_stat_activity; an `application_name` in the URL wins.
       application_name: "baton",
     };
-    this.pool = new pg.Pool({ ...clientConfig, max: poolSize, idleTimeoutMillis: 30_000 });
+    // A few connections stay open while idle (see `warmUp`): a burst of work after a quiet
+    // spell — runs handed over by a stopping worker — then waits for no connection setup.
+    this.pool = new pg.Pool({
+      ...clientConfig,
+      max: poolSize,
+      min: Math.min(poolSize, WARM_CONNECTIONS),
+      idleTimeoutMillis: 30_000,
+    });
     // An idle connection that the server closes (a restart) is reported here; the pool
     // drops it and opens another on demand. Without a handler it would crash the process.
     this.pool.on("error", () => undefined);
@@ -520,11 +530,31 @@ export class PostgresStore implements Store {
   ready(): Promise<void> {
     this.migrated ??= this.withClient((client) =>
       applyPostgresMigrations(client, this.options.schema),
-    ).catch((error: unknown) => {
-      this.migrated = undefined;
-      throw error;
-    });
+    ).then(
+      () => this.warmUp(),
+      (error: unknown) => {
+        this.migrated = undefined;
+        throw error;
+      },
+    );
     return this.migrated;
+  }
+
+  /**
+   * Opens the pool's idle minimum in the background once the schema is ready. Opening a
+   * connection costs a server process and an authentication, several milliseconds; a
+   * worker that sat idle on one connection would otherwise pay that in the middle of a
+   * handoff, when the claim, the journal read and the first writes want a connection each.
+   * A failure here is ignored: the statements open what they need.
+   */
+  private warmUp(): void {
+    const missing = (this.pool.options.min ?? 0) - this.pool.totalCount;
+    for (let i = 0; i < missing; i++) {
+      this.pool.connect().then(
+        (client) => client.release(),
+        () => undefined,
+      );
+    }
   }
 
   private async finish(
