@@ -21,6 +21,13 @@ const step = (seq: number, output = String(seq)): StepWrite => ({
   attempts: 1,
 });
 
+const failing = new WeakMap<PostgresStore, string>();
+
+/** Makes the next statement with this text fail (on a store whose statements are counted). */
+function failOnce(store: PostgresStore, text: string): void {
+  failing.set(store, text);
+}
+
 /** Counts the statements the store sends, by text. */
 function countStatements(store: PostgresStore): Map<string, number> {
   const counts = new Map<string, number>();
@@ -35,6 +42,10 @@ function countStatements(store: PostgresStore): Map<string, number> {
       (client as unknown as { query: typeof query }).query = (q, v) => {
         const text = typeof q === "string" ? q : (q as { text: string }).text;
         counts.set(text, (counts.get(text) ?? 0) + 1);
+        if (failing.get(store) === text) {
+          failing.delete(store);
+          return Promise.reject(Object.assign(new Error("injected"), { code: "XX000" }));
+        }
         return query(q, v);
       };
     }
@@ -166,37 +177,51 @@ describe("postgres group commit", () => {
 
   it("returns the journal with the claim: empty for a first claim, complete for a resumed run", async () => {
     const schema = await postgres.schema();
-    const [one, two] = [schema.open(), schema.open()];
+    const store = schema.open();
     const sql = postgresStatements(schema.schema);
-    const [lease] = await claimAll(one, ["r"]);
-    const counts = countStatements(one);
-    await one.createRun(run("fresh"));
-    await Promise.all([one.writeStep(lease!, step(0)), one.writeStep(lease!, step(1))]);
-    await one.releaseRun(lease!, "handoff");
-    const claimed = await one.claimRuns("w2", ["wf"], 10, 60_000);
-    const journals = new Map<string, number[] | undefined>();
+    const [handed, taken] = await claimAll(store, ["handed", "taken"], "w1");
+    const counts = countStatements(store);
+    await store.createRun(run("fresh"));
+    for (const lease of [handed!, taken!])
+      await Promise.all([store.writeStep(lease, step(0)), store.writeStep(lease, step(1))]);
+    await store.releaseRun(handed!, "handoff");
+    // "taken" is left to expire: a takeover, whose owner could still be writing.
+    expect(await store.renewLeases("w1", [taken!], 1)).toHaveLength(1);
+    await sleep(20);
+    const claimed = await store.claimRuns("w2", ["wf"], 10, 60_000);
+    const journals = new Map<string, number[]>();
     for (const r of claimed)
       journals.set(
         r.id,
-        (await r.journal)?.map((e) => e.seq),
+        (await r.journal!).map((e) => e.seq),
       );
     expect(journals).toEqual(
       new Map([
-        ["r", [0, 1]],
+        ["handed", [0, 1]],
+        ["taken", [0, 1]],
         ["fresh", []],
       ]),
     );
-    // One read for the resumed run, none for the new one; a failed batch read falls back
-    // to each run's own read.
+    // The handed-off run's journal came with the claim, the new run's is known empty, and
+    // the taken-over run's was read after the claim committed.
     expect(counts.get(sql.loadJournals)).toBe(1);
     expect(counts.get(sql.loadJournal) ?? 0).toBe(0);
-    await one.releaseRun({ runId: "r", fence: claimed[0]!.fence, workerId: "w2" }, "handoff");
-    await postgres.admin(`ALTER TABLE "${schema.schema}".steps RENAME TO steps_gone`);
-    const [again] = await one.claimRuns("w3", ["wf"], 10, 60_000);
-    await expect(again!.journal).rejects.toMatchObject({ code: "42P01" });
+    // If that read fails, each run's journal is read on its own.
+    const fenceOf = (id: string) => claimed.find((r) => r.id === id)!.fence;
+    expect(
+      await store.renewLeases(
+        "w2",
+        [{ runId: "taken", fence: fenceOf("taken"), workerId: "w2" }],
+        1,
+      ),
+    ).toHaveLength(1);
+    await sleep(20);
+    failOnce(store, sql.loadJournals);
+    const [again] = await store.claimRuns("w3", ["wf"], 10, 60_000);
+    expect(again!.id).toBe("taken");
+    expect((await again!.journal!).map((e) => e.seq)).toEqual([0, 1]);
     expect(counts.get(sql.loadJournals)).toBe(2);
     expect(counts.get(sql.loadJournal)).toBe(1);
-    await two.close();
     await schema.drop();
   });
 
@@ -205,7 +230,7 @@ describe("postgres group commit", () => {
     const [old, taker] = [schema.open(), schema.open()];
     let staleAccepted = 0;
     let refused = 0;
-    for (let round = 0; round < 15; round++) {
+    for (let round = 0; round < 40; round++) {
       const ids = Array.from({ length: 6 }, (_, i) => `r${round}-${i}`);
       await Promise.all(ids.map((id) => old.createRun(run(id))));
       const mine = await old.claimRuns("old", ["wf"], ids.length, 1);

@@ -198,7 +198,8 @@ export function postgresStatements(schema: string) {
     claimRuns: `
       WITH due AS (
         SELECT id, priority, resumed AS resumed_first, created_at, false AS takeover,
-          lease_owner AS old_owner, lease_expires_at AS old_expires_at, fence AS old_fence
+          lease_owner AS old_owner, lease_expires_at AS old_expires_at, fence AS old_fence,
+          xmin::text AS locked_version
         FROM ${t("runs")}
         WHERE status IN ('queued','sleeping') AND available_at <= ${NOW}
           AND workflow = ANY ($2::text[])
@@ -207,7 +208,8 @@ export function postgresStatements(schema: string) {
         FOR UPDATE SKIP LOCKED),
       expired AS (
         SELECT id, priority, true AS resumed_first, created_at, true AS takeover,
-          lease_owner AS old_owner, lease_expires_at AS old_expires_at, fence AS old_fence
+          lease_owner AS old_owner, lease_expires_at AS old_expires_at, fence AS old_fence,
+          xmin::text AS locked_version
         FROM ${t("runs")}
         WHERE status = 'running' AND lease_expires_at < ${NOW}
           AND workflow = ANY ($2::text[])
@@ -216,7 +218,8 @@ export function postgresStatements(schema: string) {
         FOR UPDATE SKIP LOCKED),
       compensating AS (
         SELECT id, priority, true AS resumed_first, created_at,
-          lease_owner IS NOT NULL AS takeover, lease_owner AS old_owner, lease_expires_at AS old_expires_at, fence AS old_fence
+          lease_owner IS NOT NULL AS takeover, lease_owner AS old_owner, lease_expires_at AS old_expires_at, fence AS old_fence,
+          xmin::text AS locked_version
         FROM ${t("runs")}
         WHERE status = 'compensating'
           AND ((lease_owner IS NULL AND available_at <= ${NOW})
@@ -238,7 +241,13 @@ export function postgresStatements(schema: string) {
           resumed = false, updated_at = ${NOW}
         FROM candidates c
         WHERE r.id = c.id
-        RETURNING r.*, c.takeover, c.resumed_first, c.old_owner, c.old_expires_at, c.old_fence),
+        RETURNING r.*, c.takeover, c.resumed_first, c.old_owner, c.old_expires_at, c.old_fence,
+          c.locked_version),
+      -- The version of each claimed row in this statement's snapshot (a plain read does not
+      -- follow a concurrent update the way a row lock does).
+      seen AS (
+        SELECT id, xmin::text AS seen_version FROM ${t("runs")}
+        WHERE id IN (SELECT id FROM candidates)),
       logged AS (
         -- A takeover records first the expiry that allowed it (old owner, old fence, at the
         -- old lease's end), then the takeover: one INSERT, rows in that order.
@@ -253,11 +262,28 @@ export function postgresStatements(schema: string) {
         ORDER BY run_id, ord)
       -- The run's last event before this claim (this statement's own rows are not visible):
       -- a handoff tells how long the run waited to be resumed.
-      SELECT claimed.*, last.kind AS last_event, last.at AS last_event_at, ${NOW} AS claimed_at
+      --
+      -- The journal of a run that was handed off, put to sleep or given up for compensation
+      -- (not a takeover), read in this statement when that is safe: the row we locked is the
+      -- version our snapshot sees. No owner can write while a run is released, and every
+      -- write of an earlier owner committed before the release did (the release waits for a
+      -- write's share lock; a write that waits for the release is refused), so the snapshot
+      -- that sees the release holds them all. When the row changed after our snapshot was
+      -- taken, or for a takeover (a live owner's write may commit just before our lock,
+      -- after our snapshot), \`journal\` is null and the store reads it after the claim.
+      SELECT claimed.*, last.kind AS last_event, last.at AS last_event_at, ${NOW} AS claimed_at,
+        CASE WHEN claimed.fence = 1 THEN '[]'
+          WHEN NOT claimed.takeover AND seen.seen_version = claimed.locked_version
+            THEN coalesce(steps.journal, '[]') END AS journal
       FROM claimed
+      LEFT JOIN seen ON seen.id = claimed.id
       LEFT JOIN LATERAL (
         SELECT kind, at FROM ${t("events")} e WHERE e.run_id = claimed.id ORDER BY e.id DESC LIMIT 1
       ) last ON true
+      LEFT JOIN LATERAL (
+        SELECT json_agg(s ORDER BY s.seq)::text AS journal FROM ${t("steps")} s
+        WHERE s.run_id = claimed.id AND claimed.fence > 1 AND NOT claimed.takeover
+      ) steps ON true
       ORDER BY priority DESC, resumed_first DESC, created_at, id`,
     /** $1 worker, $2 run ids, $3 fences, $4 lease ms. Touches the worker row in the same statement. */
     renewLeases: `

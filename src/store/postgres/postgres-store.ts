@@ -56,6 +56,8 @@ type ClaimedRow = RunRow & {
   last_event: string | null;
   last_event_at: number | null;
   claimed_at: number;
+  /** The journal as a JSON array of step rows, when the claim could read it (see the SQL). */
+  journal: string | null;
 };
 
 /**
@@ -252,31 +254,32 @@ export class PostgresStore implements Store {
 
   /**
    * The journals of runs just claimed, so that the worker need not read them one by one
-   * and the claim need not wait for them. A run at fence 1 was never owned before (every
-   * claim, cancel and reap moves the fence, and only an owner writes its journal): its
-   * journal is empty, read from nowhere. The others are read in one statement sent after
-   * the claim committed, so the read holds every write of an earlier owner (a stale owner's
-   * later write is refused by the fence). Reading inside the claim statement would not do:
-   * its snapshot predates a write that committed while the claim waited for the row. If
-   * that read fails, each run's journal is read on its own.
+   * and the claim need not wait for them. The claim statement itself returns the journal
+   * when its snapshot is known to hold all of it: a run at fence 1 was never owned before
+   * (every claim, cancel and reap moves the fence, and only an owner writes its journal), so
+   * its journal is empty; a released run whose row did not change between the statement's
+   * snapshot and its lock (see `claimRuns` in the SQL). The others — takeovers, mostly —
+   * are read in one statement sent after the claim committed, so the read holds every write
+   * of an earlier owner (a stale owner's later write is refused by the fence). If that read
+   * fails, each run's journal is read on its own.
    */
   private journalsOf(rows: readonly ClaimedRow[]): Map<string, Promise<JournalEntry[]>> {
     const journals = new Map<string, Promise<JournalEntry[]>>();
-    const resumed = rows.filter((row) => row.fence !== 1).map((row) => row.id);
+    const unread = rows.filter((row) => row.journal === null).map((row) => row.id);
     const batch =
-      resumed.length === 0
+      unread.length === 0
         ? undefined
-        : this.query<StepRow>(this.sql.loadJournals, [resumed], "idempotent").then(
+        : this.query<StepRow>(this.sql.loadJournals, [unread], "idempotent").then(
             ({ rows: steps }) => {
-              const byRun = new Map<string, JournalEntry[]>(resumed.map((id) => [id, []]));
+              const byRun = new Map<string, JournalEntry[]>(unread.map((id) => [id, []]));
               for (const step of steps) byRun.get(step.run_id)!.push(toJournalEntry(step));
               return byRun;
             },
           );
     for (const row of rows) {
       const journal =
-        row.fence === 1 || !batch
-          ? Promise.resolve([])
+        row.journal !== null || !batch
+          ? Promise.resolve((JSON.parse(row.journal ?? "[]") as StepRow[]).map(toJournalEntry))
           : batch.then(
               (byRun) => byRun.get(row.id)!,
               () => this.loadJournal(row.id),
