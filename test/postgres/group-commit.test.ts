@@ -202,10 +202,13 @@ describe("postgres group commit", () => {
         ["fresh", []],
       ]),
     );
+    // Entry for entry what loadJournal reads, every field.
+    for (const id of ["handed", "taken"])
+      expect(await claimed.find((r) => r.id === id)!.journal).toEqual(await store.loadJournal(id));
     // The handed-off run's journal came with the claim, the new run's is known empty, and
     // the taken-over run's was read after the claim committed.
     expect(counts.get(sql.loadJournals)).toBe(1);
-    expect(counts.get(sql.loadJournal) ?? 0).toBe(0);
+    expect(counts.get(sql.loadJournal)).toBe(2);
     // If that read fails, each run's journal is read on its own.
     const fenceOf = (id: string) => claimed.find((r) => r.id === id)!.fence;
     expect(
@@ -221,7 +224,7 @@ describe("postgres group commit", () => {
     expect(again!.id).toBe("taken");
     expect((await again!.journal!).map((e) => e.seq)).toEqual([0, 1]);
     expect(counts.get(sql.loadJournals)).toBe(2);
-    expect(counts.get(sql.loadJournal)).toBe(1);
+    expect(counts.get(sql.loadJournal)).toBe(3);
     await schema.drop();
   });
 

@@ -25,6 +25,27 @@ const LIVE = "status IN ('running','compensating') AND lease_owner IS NOT NULL";
 /** {@link LIVE} for a table alias: `r.${LIVE_R}`. */
 const LIVE_R = "status IN ('running','compensating') AND r.lease_owner IS NOT NULL";
 
+/**
+ * The columns of a journal entry, in the order of the JSON arrays a claim returns the
+ * journal as (arrays rather than objects: a third cheaper to build, and to parse).
+ */
+export const JOURNAL_COLUMNS = [
+  "run_id",
+  "seq",
+  "name",
+  "kind",
+  "status",
+  "output",
+  "error",
+  "progress",
+  "attempts",
+  "idempotency_key",
+  "fence",
+  "worker_id",
+  "started_at",
+  "updated_at",
+] as const;
+
 /** The notification channel of a schema: Baton's in another schema never wake these workers. */
 export function wakeChannel(schema: string): string {
   return `${schema}_wake`;
@@ -281,7 +302,9 @@ export function postgresStatements(schema: string) {
         SELECT kind, at FROM ${t("events")} e WHERE e.run_id = claimed.id ORDER BY e.id DESC LIMIT 1
       ) last ON true
       LEFT JOIN LATERAL (
-        SELECT json_agg(s ORDER BY s.seq)::text AS journal FROM ${t("steps")} s
+        SELECT json_agg(json_build_array(${JOURNAL_COLUMNS.map((c) => `s.${c}`).join(", ")})
+          ORDER BY s.seq)::text AS journal
+        FROM ${t("steps")} s
         WHERE s.run_id = claimed.id AND claimed.fence > 1 AND NOT claimed.takeover
       ) steps ON true
       ORDER BY priority DESC, resumed_first DESC, created_at, id`,

@@ -37,7 +37,12 @@ import {
   type StepRow,
   type WorkerRow,
 } from "../rows.js";
-import { postgresStatements, wakeChannel, type PostgresStatements } from "./postgres-sql.js";
+import {
+  JOURNAL_COLUMNS,
+  postgresStatements,
+  wakeChannel,
+  type PostgresStatements,
+} from "./postgres-sql.js";
 import { WakeListener } from "./postgres-wake.js";
 
 /** A batched write's answer: applied, and whether an earlier try's answer was lost. */
@@ -279,7 +284,7 @@ export class PostgresStore implements Store {
     for (const row of rows) {
       const journal =
         row.journal !== null || !batch
-          ? Promise.resolve((JSON.parse(row.journal ?? "[]") as StepRow[]).map(toJournalEntry))
+          ? Promise.resolve(journalFromJson(row.journal ?? "[]"))
           : batch.then(
               (byRun) => byRun.get(row.id)!,
               () => this.loadJournal(row.id),
@@ -725,6 +730,15 @@ export class PostgresStore implements Store {
     if (this.closing) return Promise.reject(new Error(`the store ${this.description} is closed`));
     return withPooledClient(this.pool, use, { replay, budgetMs, stop: () => !!this.closing });
   }
+}
+
+/** A journal returned by the claim: a JSON array of entries, each an array of `JOURNAL_COLUMNS`. */
+function journalFromJson(json: string): JournalEntry[] {
+  return (JSON.parse(json) as unknown[][]).map((values) => {
+    const row: Record<string, unknown> = {};
+    JOURNAL_COLUMNS.forEach((column, i) => (row[column] = values[i]));
+    return toJournalEntry(row as StepRow);
+  });
 }
 
 /** A short hash of a statement's text, so that a prepared statement's name names that text. */
