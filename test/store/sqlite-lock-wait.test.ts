@@ -7,7 +7,7 @@ import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { tempDir } from "../support/temp-dir.js";
 
 const LEASE_MS = 10_000;
-const HOLD_MS = 800;
+const BUSY: unknown = expect.stringMatching(/^SQLITE_BUSY/);
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -15,16 +15,16 @@ afterEach(async () => {
 });
 
 /**
- * Another process takes SQLite's write lock and holds it for `HOLD_MS`; it prints `locked`,
+ * Another process takes SQLite's write lock and holds it for `holdMs`; it prints `locked`,
  * then, just before it commits, the time at which it lets go.
  */
-async function holdWriteLock(path: string) {
+async function holdWriteLock(path: string, holdMs = 800) {
   const script = `
     const Database = require("better-sqlite3");
     const db = new Database(${JSON.stringify(path)});
     db.prepare("BEGIN IMMEDIATE").run();
     console.log("locked");
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${HOLD_MS});
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${holdMs});
     console.log(String(Date.now()));
     db.prepare("COMMIT").run();
     db.close();`;
@@ -83,5 +83,87 @@ describe("SQLite under a held write lock", () => {
     expect((await store.getRun("r1"))!.leaseExpiresAt! - LEASE_MS).toBeGreaterThanOrEqual(
       releasedAt,
     );
+  });
+
+  it("waits for the lock without blocking the event loop: timers keep firing", async () => {
+    const dir = tempDir();
+    const path = join(dir.path, "baton.db");
+    const store = new SqliteStore({ path });
+    cleanups.push(
+      () => dir.remove(),
+      () => store.close(),
+    );
+    await store.createRun({ id: "r1", workflow: "wf", version: 1, input: null, priority: 0 });
+    const holder = await holdWriteLock(path, 1_000);
+
+    // A heartbeat, a signal handler or a probe needs its turn while the claim waits.
+    let last = Date.now();
+    let longestGap = 0;
+    const ticker = setInterval(() => {
+      longestGap = Math.max(longestGap, Date.now() - last);
+      last = Date.now();
+    }, 5);
+    const lease = store.claimRuns("w1", ["wf"], 1, LEASE_MS);
+    const step = store.appendEvent({
+      runId: "r1",
+      kind: "lease-lost",
+      workerId: "w1",
+      fence: 1,
+      detail: "queued behind the lock",
+    });
+    const [claimed] = await lease;
+    await step;
+    clearInterval(ticker);
+    longestGap = Math.max(longestGap, Date.now() - last); // up to the end of the wait
+    await holder.exited;
+
+    expect(claimed?.id).toBe("r1");
+    // SQLite's own busy wait would have stopped every timer for the whole second.
+    expect(longestGap).toBeLessThan(500);
+  });
+
+  it("gives up with SQLITE_BUSY after busyTimeoutMs, and what was stored is intact", async () => {
+    const dir = tempDir();
+    const path = join(dir.path, "baton.db");
+    const store = new SqliteStore({ path, busyTimeoutMs: 200 });
+    cleanups.push(
+      () => dir.remove(),
+      () => store.close(),
+    );
+    await store.createRun({ id: "r1", workflow: "wf", version: 1, input: null, priority: 0 });
+    const [claimed] = await store.claimRuns("w1", ["wf"], 1, LEASE_MS);
+    const lease = { runId: "r1", fence: claimed!.fence, workerId: "w1" };
+    const holder = await holdWriteLock(path, 1_500);
+
+    const write = store.writeStep(lease, {
+      seq: 0,
+      name: "one",
+      kind: "step",
+      status: "completed",
+      output: "1",
+      attempts: 1,
+      startedAt: Date.now(),
+    });
+    await expect(write).rejects.toMatchObject({ code: BUSY });
+    await expect(store.claimRuns("w2", ["wf"], 1, LEASE_MS)).resolves.toEqual([]);
+    await expect(
+      store.createRun({ id: "r2", workflow: "wf", version: 1, input: null, priority: 0 }),
+    ).rejects.toMatchObject({ code: BUSY });
+    await holder.exited;
+
+    // Once the lock is free, the same write goes through; nothing was half-written.
+    expect(await store.loadJournal("r1")).toEqual([]);
+    expect(
+      await store.writeStep(lease, {
+        seq: 0,
+        name: "one",
+        kind: "step",
+        status: "completed",
+        output: "1",
+        attempts: 1,
+        startedAt: Date.now(),
+      }),
+    ).toBe(true);
+    expect((await store.getRun("r1"))!.fence).toBe(claimed!.fence);
   });
 });

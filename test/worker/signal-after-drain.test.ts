@@ -20,8 +20,10 @@ describe("the kubelet's SIGTERM after a quick POST /drain", () => {
     const child = spawn(
       process.execPath,
       ["--import", "tsx", FIXTURE, `sqlite:${join(dir.path, "baton.db")}`],
-      { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, BATON_LOG_LEVEL: "silent" } },
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, BATON_LOG_LEVEL: "info" } },
     );
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
     cleanups.push(() => void child.kill("SIGKILL"));
     const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
@@ -36,6 +38,7 @@ describe("the kubelet's SIGTERM after a quick POST /drain", () => {
     child.kill("SIGTERM");
 
     const [code, signal] = await exited;
-    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    // On failure, the worker's log (its shutdown report is the last line) says why.
+    expect({ code, signal }, stderr).toEqual({ code: 0, signal: null });
   });
 });

@@ -1,9 +1,12 @@
 import type Database from "better-sqlite3";
+import { busyPause, isBusy, whenWritable } from "./busy-wait.js";
 
 type Pending = {
   apply: () => boolean;
   resolve: (ok: boolean) => void;
   reject: (error: unknown) => void;
+  /** When the write was queued: it waits for the write lock `patienceMs` at most. */
+  since: number;
 };
 
 /**
@@ -14,31 +17,49 @@ type Pending = {
  * Semantics are unchanged for each write: it is a separate statement with its own fence
  * check and its own answer, and its promise resolves only after the transaction that
  * holds it has committed. A write that throws fails alone; the others still commit.
+ * While another process holds the write lock, the batch waits without blocking the event
+ * loop (see busy-wait.ts), and writes issued meanwhile join it.
  */
 export class GroupCommit {
   private queue: Pending[] = [];
   private scheduled = false;
+  private busyAttempts = 0;
+  private closed = false;
 
   constructor(
     private readonly db: Database.Database,
     private readonly enabled = true,
+    private readonly patienceMs = 5_000,
   ) {}
 
   /** Queues `apply` (returns whether the write took effect) for the next commit. */
   write(apply: () => boolean): Promise<boolean> {
+    if (!this.enabled)
+      return whenWritable(() => this.db.transaction(apply).immediate(), this.patienceMs);
     return new Promise((resolve, reject) => {
-      if (!this.enabled) return resolve(this.db.transaction(apply).immediate());
-      this.queue.push({ apply, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.queue.push({ apply, resolve, reject, since: Date.now() });
+      this.schedule(0);
     });
   }
 
-  /** Commits whatever is queued now (before the database closes). */
-  flush(): void {
-    this.scheduled = false;
+  /** Commits whatever is queued now, for the last time (the database is closing). */
+  flushFinal(): void {
+    this.closed = true;
+    this.flush();
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    const run = () => {
+      this.scheduled = false;
+      this.flush();
+    };
+    if (delayMs === 0) setImmediate(run);
+    else setTimeout(run, delayMs);
+  }
+
+  private flush(): void {
     if (this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
@@ -56,10 +77,18 @@ export class GroupCommit {
         })
         .immediate();
     } catch (error) {
-      // The commit itself failed (disk full, I/O error): nothing in the batch took effect.
+      if (isBusy(error) && !this.closed && Date.now() - batch[0]!.since < this.patienceMs) {
+        // Nothing took effect: the batch goes first in line and tries again shortly.
+        this.queue = batch.concat(this.queue);
+        this.schedule(busyPause(this.busyAttempts++));
+        return;
+      }
+      // The lock never came, or the commit itself failed (disk full, I/O error): nothing
+      // in the batch took effect.
       for (const pending of batch) pending.reject(error);
       return;
     }
+    this.busyAttempts = 0;
     batch.forEach((pending, i) => {
       const outcome = outcomes[i]!;
       if ("error" in outcome) pending.reject(outcome.error);

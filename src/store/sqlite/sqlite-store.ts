@@ -19,6 +19,7 @@ import type {
 } from "../store.js";
 import { applySqliteMigrations } from "./sqlite-migrate.js";
 import { GroupCommit } from "./group-commit.js";
+import { SYNC_BUSY_MS, whenWritable } from "./busy-wait.js";
 import { prepareStatements, type SqliteStatements } from "./sqlite-sql.js";
 import {
   toEvent,
@@ -44,7 +45,11 @@ export type SqliteStoreOptions = {
   synchronous?: SqliteSynchronous;
   /** How often an idle listener checks for other processes' commits. (Default: 5 ms) */
   wakeIntervalMs?: number;
-  /** How long a statement waits for another process's write lock. (Default: 5000 ms) */
+  /**
+   * How long a write waits for another process's write lock before it fails with
+   * SQLITE_BUSY. The wait is asynchronous past the first few milliseconds, so a worker
+   * keeps heartbeating and answering signals meanwhile. (Default: 5000 ms)
+   */
   busyTimeoutMs?: number;
   /**
    * Internal, for tests and the chaos harness only: `false` makes owner writes ignore the
@@ -69,38 +74,52 @@ export class SqliteStore implements Store {
   private readonly sql: SqliteStatements;
   /** Owner writes (steps, releases, endings) share commits; see GroupCommit. */
   private readonly commits: GroupCommit;
+  /** How long a write waits for the write lock in all (busyTimeoutMs). */
+  private readonly patienceMs: number;
 
   constructor(options: SqliteStoreOptions) {
     this.description = `sqlite:${options.path}`;
     this.wakeIntervalMs = options.wakeIntervalMs ?? 5;
-    this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
+    this.patienceMs = options.busyTimeoutMs ?? 5000;
+    // Opening and migrating may wait for other processes doing the same, synchronously.
+    this.db = new Database(options.path, { timeout: this.patienceMs });
     this.db.pragma("journal_mode = WAL");
     this.db.pragma(`synchronous = ${options.synchronous ?? "FULL"}`);
     this.db.pragma("foreign_keys = ON");
     applySqliteMigrations(this.db);
+    // From here on, waits for the write lock are asynchronous (see busy-wait.ts).
+    this.db.pragma(`busy_timeout = ${Math.min(SYNC_BUSY_MS, this.patienceMs)}`);
     this.sql = prepareStatements(this.db, options.fencing ?? true);
-    this.commits = new GroupCommit(this.db, process.env.BATON_GROUP_COMMIT !== "0");
+    this.commits = new GroupCommit(
+      this.db,
+      process.env.BATON_GROUP_COMMIT !== "0",
+      this.patienceMs,
+    );
   }
 
   // runs
 
   createRun(run: NewRun): Promise<{ run: RunRecord; created: boolean }> {
-    const now = Date.now();
-    const created = this.db.transaction(() => {
-      const changes = this.sql.insertRun.run({ ...run, now }).changes;
-      if (changes === 1)
-        this.sql.insertEvent.run({
-          runId: run.id,
-          kind: "created",
-          at: now,
-          workerId: null,
-          fence: 0,
-          detail: null,
-        });
-      return changes === 1;
-    })();
-    const row = this.sql.getRun.get(run.id) as RunRow;
-    return Promise.resolve({ run: toRun(row), created });
+    return this.whenWritable(() => {
+      const now = Date.now();
+      const created = this.db
+        .transaction(() => {
+          const changes = this.sql.insertRun.run({ ...run, now }).changes;
+          if (changes === 1)
+            this.sql.insertEvent.run({
+              runId: run.id,
+              kind: "created",
+              at: now,
+              workerId: null,
+              fence: 0,
+              detail: null,
+            });
+          return changes === 1;
+        })
+        .immediate();
+      const row = this.sql.getRun.get(run.id) as RunRow;
+      return { run: toRun(row), created };
+    });
   }
 
   getRun(id: string): Promise<RunRecord | undefined> {
@@ -124,47 +143,54 @@ export class SqliteStore implements Store {
   }
 
   cancelRun(id: string, options: { compensate?: boolean } = {}): Promise<RunRecord | undefined> {
-    const now = Date.now();
     const compensate = options.compensate === true;
-    const row = this.db.transaction(() => {
-      const reason = compensate
-        ? JSON.stringify({ name: "CancelledError", message: `run ${id} was cancelled` })
-        : null;
-      const updated = this.sql.cancelRun.get({
-        id,
-        now,
-        compensate: compensate ? 1 : 0,
-        reason,
-      }) as RunRow | undefined;
-      if (updated) {
-        this.event(id, "cancelled", now, null, updated.fence, null);
-        if (compensate) this.event(id, "compensating", now, null, updated.fence, "cancelled");
-      }
-      return updated;
-    })();
-    return Promise.resolve(row && toRun(row));
+    return this.whenWritable(() => {
+      const now = Date.now();
+      const row = this.db
+        .transaction(() => {
+          const reason = compensate
+            ? JSON.stringify({ name: "CancelledError", message: `run ${id} was cancelled` })
+            : null;
+          const updated = this.sql.cancelRun.get({
+            id,
+            now,
+            compensate: compensate ? 1 : 0,
+            reason,
+          }) as RunRow | undefined;
+          if (updated) {
+            this.event(id, "cancelled", now, null, updated.fence, null);
+            if (compensate) this.event(id, "compensating", now, null, updated.fence, "cancelled");
+          }
+          return updated;
+        })
+        .immediate();
+      return row && toRun(row);
+    });
   }
 
   reapAbandoned(rules: readonly AbandonRule[]): Promise<string[]> {
     if (rules.length === 0) return Promise.resolve([]);
-    const now = Date.now();
-    const reaped = this.db.transaction(() =>
-      rules.flatMap(({ workflow, abandonAfterMs }) => {
-        const reason = JSON.stringify({
-          name: "AbandonedError",
-          message: `not resumed within abandonAfterMs (${abandonAfterMs} ms) of being handed off or orphaned`,
-        });
-        const rows = this.sql.reapAbandoned.all({
-          workflow,
-          now,
-          before: now - abandonAfterMs,
-          reason,
-        }) as Array<{ id: string; fence: number }>;
-        for (const row of rows) this.event(row.id, "abandoned", now, null, row.fence, null);
-        return rows.map((row) => row.id);
-      }),
-    )();
-    return Promise.resolve(reaped);
+    return this.whenWritable(() => {
+      const now = Date.now();
+      return this.db
+        .transaction(() =>
+          rules.flatMap(({ workflow, abandonAfterMs }) => {
+            const reason = JSON.stringify({
+              name: "AbandonedError",
+              message: `not resumed within abandonAfterMs (${abandonAfterMs} ms) of being handed off or orphaned`,
+            });
+            const rows = this.sql.reapAbandoned.all({
+              workflow,
+              now,
+              before: now - abandonAfterMs,
+              reason,
+            }) as Array<{ id: string; fence: number }>;
+            for (const row of rows) this.event(row.id, "abandoned", now, null, row.fence, null);
+            return rows.map((row) => row.id);
+          }),
+        )
+        .immediate();
+    });
   }
 
   // leases
@@ -180,43 +206,44 @@ export class SqliteStore implements Store {
     // A read first: most polls find nothing, and a read takes no write lock.
     if (!this.sql.anyClaimable.get({ workflows: names, now: Date.now(), limit }))
       return Promise.resolve([]);
-    const claimed = this.db
-      .transaction(() => {
-        // Stamped once the write lock is ours: the wait for it may have been long.
-        const now = Date.now();
-        const params = { workflows: names, now, limit };
-        const candidates = this.sql.claimCandidates.all(params) as Array<{
-          id: string;
-          status: string;
-          lease_owner: string | null;
-          lease_expires_at: number | null;
-          fence: number;
-          last_event: string | null;
-          last_event_at: number | null;
-        }>;
-        return candidates.map((c) => {
-          const { id, status } = c;
-          const row = this.sql.claimOne.get({
-            id,
-            workerId,
-            now,
-            expiresAt: now + leaseMs,
-          }) as RunRow;
-          const takeover = status === "running" || status === "compensating-expired";
-          let resumedFrom: ClaimedRun["resumedFrom"];
-          if (takeover && c.lease_expires_at !== null) {
-            // The expiry that allowed this takeover, on the timeline, with the old owner.
-            this.event(id, "lease-expired", c.lease_expires_at, c.lease_owner, c.fence, null);
-            resumedFrom = { cause: "crash", msAgo: now - c.lease_expires_at };
-          } else if (c.last_event === "handoff" && c.last_event_at !== null) {
-            resumedFrom = { cause: "handoff", msAgo: now - c.last_event_at };
-          }
-          this.event(id, takeover ? "takeover" : "claimed", now, workerId, row.fence, null);
-          return { ...toRun(row), takeover, ...(resumedFrom ? { resumedFrom } : {}) };
-        });
-      })
-      .immediate();
-    return Promise.resolve(claimed);
+    return this.whenWritable(() =>
+      this.db
+        .transaction(() => {
+          // Stamped once the write lock is ours: the wait for it may have been long.
+          const now = Date.now();
+          const params = { workflows: names, now, limit };
+          const candidates = this.sql.claimCandidates.all(params) as Array<{
+            id: string;
+            status: string;
+            lease_owner: string | null;
+            lease_expires_at: number | null;
+            fence: number;
+            last_event: string | null;
+            last_event_at: number | null;
+          }>;
+          return candidates.map((c) => {
+            const { id, status } = c;
+            const row = this.sql.claimOne.get({
+              id,
+              workerId,
+              now,
+              expiresAt: now + leaseMs,
+            }) as RunRow;
+            const takeover = status === "running" || status === "compensating-expired";
+            let resumedFrom: ClaimedRun["resumedFrom"];
+            if (takeover && c.lease_expires_at !== null) {
+              // The expiry that allowed this takeover, on the timeline, with the old owner.
+              this.event(id, "lease-expired", c.lease_expires_at, c.lease_owner, c.fence, null);
+              resumedFrom = { cause: "crash", msAgo: now - c.lease_expires_at };
+            } else if (c.last_event === "handoff" && c.last_event_at !== null) {
+              resumedFrom = { cause: "handoff", msAgo: now - c.last_event_at };
+            }
+            this.event(id, takeover ? "takeover" : "claimed", now, workerId, row.fence, null);
+            return { ...toRun(row), takeover, ...(resumedFrom ? { resumedFrom } : {}) };
+          });
+        })
+        .immediate(),
+    );
   }
 
   renewLeases(
@@ -224,19 +251,21 @@ export class SqliteStore implements Store {
     leases: readonly Lease[],
     leaseMs: number,
   ): Promise<Array<{ runId: string; fence: number }>> {
-    const held = this.db
-      .transaction(() => {
-        const now = Date.now(); // once the write lock is ours
-        this.sql.touchWorker.run({ id: workerId, now });
-        if (leases.length === 0) return [];
-        const pairs = JSON.stringify(leases.map((l) => [l.runId, l.fence]));
-        return this.sql.renewLeases.all({ workerId, pairs, expiresAt: now + leaseMs }) as Array<{
-          id: string;
-          fence: number;
-        }>;
-      })
-      .immediate();
-    return Promise.resolve(held.map((r) => ({ runId: r.id, fence: r.fence })));
+    const held = this.whenWritable(() =>
+      this.db
+        .transaction(() => {
+          const now = Date.now(); // once the write lock is ours
+          this.sql.touchWorker.run({ id: workerId, now });
+          if (leases.length === 0) return [];
+          const pairs = JSON.stringify(leases.map((l) => [l.runId, l.fence]));
+          return this.sql.renewLeases.all({ workerId, pairs, expiresAt: now + leaseMs }) as Array<{
+            id: string;
+            fence: number;
+          }>;
+        })
+        .immediate(),
+    );
+    return held.then((rows) => rows.map((r) => ({ runId: r.id, fence: r.fence })));
   }
 
   completeRun(lease: Lease, output: string | null): Promise<boolean> {
@@ -327,13 +356,15 @@ export class SqliteStore implements Store {
   registerWorker(
     worker: Omit<WorkerRecord, "startedAt" | "heartbeatAt" | "stoppedAt">,
   ): Promise<void> {
-    this.sql.registerWorker.run({ ...worker, now: Date.now() });
-    return Promise.resolve();
+    return this.whenWritable(() => {
+      this.sql.registerWorker.run({ ...worker, now: Date.now() });
+    });
   }
 
   setWorkerState(workerId: string, state: WorkerState): Promise<void> {
-    this.sql.setWorkerState.run({ id: workerId, state, now: Date.now() });
-    return Promise.resolve();
+    return this.whenWritable(() => {
+      this.sql.setWorkerState.run({ id: workerId, state, now: Date.now() });
+    });
   }
 
   listWorkers(): Promise<WorkerRecord[]> {
@@ -341,11 +372,14 @@ export class SqliteStore implements Store {
   }
 
   registerWorkflows(workflows: ReadonlyArray<{ name: string; version: number }>): Promise<void> {
-    const now = Date.now();
-    this.db.transaction(() => {
-      for (const w of workflows) this.sql.registerWorkflow.run({ ...w, now });
-    })();
-    return Promise.resolve();
+    return this.whenWritable(() => {
+      const now = Date.now();
+      this.db
+        .transaction(() => {
+          for (const w of workflows) this.sql.registerWorkflow.run({ ...w, now });
+        })
+        .immediate();
+    });
   }
 
   listWorkflows(): Promise<Array<{ name: string; version: number }>> {
@@ -357,8 +391,9 @@ export class SqliteStore implements Store {
   // events
 
   appendEvent(event: Omit<RunEvent, "id" | "at">): Promise<void> {
-    this.event(event.runId, event.kind, Date.now(), event.workerId, event.fence, event.detail);
-    return Promise.resolve();
+    return this.whenWritable(() =>
+      this.event(event.runId, event.kind, Date.now(), event.workerId, event.fence, event.detail),
+    );
   }
 
   listEvents(runId: string): Promise<RunEvent[]> {
@@ -368,8 +403,9 @@ export class SqliteStore implements Store {
   // shutdown reports
 
   saveShutdownReport(workerId: string, report: string): Promise<void> {
-    this.sql.saveShutdown.run({ workerId, at: Date.now(), report });
-    return Promise.resolve();
+    return this.whenWritable(() => {
+      this.sql.saveShutdown.run({ workerId, at: Date.now(), report });
+    });
   }
 
   latestShutdownReport(workerId: string): Promise<ShutdownRecord | undefined> {
@@ -402,7 +438,7 @@ export class SqliteStore implements Store {
     this.stopWakeTimer();
     this.listeners.clear();
     if (this.db.open) {
-      this.commits.flush();
+      this.commits.flushFinal();
       this.db.close();
     }
     return Promise.resolve();
@@ -440,6 +476,11 @@ export class SqliteStore implements Store {
         return true;
       })();
     });
+  }
+
+  /** A write outside the group commit, waiting for the write lock without blocking. */
+  private whenWritable<T>(write: () => T): Promise<T> {
+    return whenWritable(write, this.patienceMs);
   }
 
   private event(
