@@ -6,15 +6,15 @@ import type { Lifecycle } from "../lifecycle/lifecycle.js";
 import type { PhaseContext } from "../lifecycle/types.js";
 import { ManagementServer } from "../http/management-server.js";
 import { apiRoutes } from "../http/api-routes.js";
-import { BatonMetrics, type RecoveryTimer } from "../metrics/baton-metrics.js";
+import { BatonMetrics } from "../metrics/baton-metrics.js";
 import { metricsRoute } from "../metrics/metrics-route.js";
-import { setOutcome, withRunSpan } from "../telemetry/tracing.js";
 import type { ClaimedRun, Store } from "../store/store.js";
 import { LeaseLostError } from "../workflow/errors.js";
 import type { Workflow } from "../workflow/types.js";
 import { ActiveRun } from "./active-run.js";
 import { LeaseKeeper } from "./lease-keeper.js";
-import { executeRun, type RunOutcome } from "./run-executor.js";
+import { executeClaimedRun } from "./claimed-execution.js";
+import type { RunOutcome } from "./run-executor.js";
 import { StepDurations } from "./step-durations.js";
 import { Wakeup } from "./wakeup.js";
 import {
@@ -58,7 +58,7 @@ export type WorkerDeps = {
 
 /**
  * Claims runs and executes them, up to `concurrency` at a time. Reading order: `start`
- * → `claimLoop` → `launch` → `executeRun` → `settle`. Shutdown is a `baton/lifecycle`
+ * → `claimLoop` → `launch` → `executeClaimedRun` → `settle`. Shutdown is a `baton/lifecycle`
  * phase machine: `stopClaiming` (notReady) → `drainRuns` (drain) → `releaseLeftovers`
  * (finalize) → close.
  */
@@ -263,52 +263,17 @@ export class Worker {
     if (this.stepDeadline !== undefined) this.beginShutdownOf(active, this.stepDeadline);
     this.runs.set(run.id, active);
     this.log.debug({ runId: run.id, fence: run.fence, takeover: run.takeover }, "claimed run");
-    const execution = (async () => {
-      let outcome: RunOutcome;
-      try {
-        if (!workflow) throw new Error(`no workflow "${run.workflow}" on this worker`);
-        const recovery: RecoveryTimer | undefined =
-          run.resumedFrom &&
-          this.metrics.startRecovery(run.resumedFrom.cause, Date.now() - run.resumedFrom.msAgo);
-        outcome = await withRunSpan(
-          {
-            runId: run.id,
-            workflow: run.workflow,
-            workflowVersion: run.version,
-            fence: run.fence,
-            workerId: this.id,
-            takeover: run.takeover,
-            interruptions: run.interruptions,
-          },
-          async (span) => {
-            const ended = await executeRun({
-              store: this.deps.store,
-              workflow,
-              run,
-              active,
-              log: this.log,
-              maxPayloadBytes: this.deps.maxPayloadBytes,
-              durations: this.durations,
-              metrics: this.metrics,
-              recovery,
-            });
-            setOutcome(span, ended.kind, ended.kind === "failed" ? ended.error : undefined);
-            return ended;
-          },
-        );
-        // A run resumed by replay alone, which ended without starting a step.
-        if (ended(outcome)) recovery?.stepStarted();
-      } catch (error) {
-        // The store failed under us; the lease will expire and another worker resumes the run.
-        this.log.error(
-          { err: error, runId: run.id },
-          "run execution failed in the runtime; leaving it to lease expiry",
-        );
-        active.loseLease(new LeaseLostError(`run ${run.id}: ${String(error)}`, { cause: error }));
-        outcome = { kind: "lease-lost" };
-      }
-      this.settle(active, outcome);
-    })();
+    const execution = executeClaimedRun({
+      store: this.deps.store,
+      workflow,
+      run,
+      active,
+      workerId: this.id,
+      log: this.log,
+      maxPayloadBytes: this.deps.maxPayloadBytes,
+      durations: this.durations,
+      metrics: this.metrics,
+    }).then((outcome) => this.settle(active, outcome));
     this.executions.add(execution);
     void execution.finally(() => this.executions.delete(execution));
   }
@@ -450,10 +415,4 @@ export class Worker {
     this.deps.onState?.(this, "stopped");
     this.log.info({ runs: tally }, "worker stopped");
   }
-}
-
-function ended(outcome: RunOutcome): boolean {
-  return (
-    outcome.kind === "completed" || outcome.kind === "failed" || outcome.kind === "compensated"
-  );
 }
