@@ -81,7 +81,6 @@ export async function runAttempts<T>(guard: RunGuard, spec: AttemptSpec<T>): Pro
       },
     };
     Object.assign(s, spec.extra);
-    const log = guard.log.child(stepLogFields(name, seq, attempt));
     const seconds = () => (Date.now() - startedAt) / 1000;
     let value: T;
     try {
@@ -119,7 +118,10 @@ export async function runAttempts<T>(guard: RunGuard, spec: AttemptSpec<T>): Pro
         error instanceof RetryableError && error.retryAfterMs !== undefined
           ? error.retryAfterMs
           : backoffDelay(policy, failedAttempts);
-      log.info({ delayMs: delay, err: error }, `${kind} failed; retrying`);
+      // The step's log child is made here, not per attempt: most attempts never log.
+      guard.log
+        .child(stepLogFields(name, seq, attempt))
+        .info({ delayMs: delay, err: error }, `${kind} failed; retrying`);
       await guard.waitBeforeRetry(delay);
       continue;
     } finally {

@@ -155,11 +155,13 @@ export class RunGuard {
    */
   async write(write: StepWrite): Promise<void> {
     let ok: boolean;
+    // Timed inline rather than through metrics.timeCheckpoint: one async frame less per step.
+    const startedAt = performance.now();
     try {
-      ok = await this.deps.metrics.timeCheckpoint(() =>
-        this.deps.store.writeStep(this.deps.lease, write),
-      );
+      ok = await this.deps.store.writeStep(this.deps.lease, write);
+      this.deps.metrics.checkpointFinished((performance.now() - startedAt) / 1000);
     } catch (error) {
+      this.deps.metrics.checkpointFinished((performance.now() - startedAt) / 1000);
       // Steps still running beside this one (Promise.all) must stop too.
       this.deps.control.loseLease(
         new LeaseLostError(

@@ -1,6 +1,8 @@
 import type Database from "better-sqlite3";
 import { busyPause, isBusy, whenWritable } from "./busy-wait.js";
 
+type Outcome = { ok: boolean } | { error: unknown };
+
 type Pending = {
   apply: () => boolean;
   resolve: (ok: boolean) => void;
@@ -25,17 +27,33 @@ export class GroupCommit {
   private scheduled = false;
   private busyAttempts = 0;
   private closed = false;
+  /**
+   * Made once: better-sqlite3 builds a transaction function's wrappers on every
+   * `db.transaction()` call, which cost more than the write itself on the step path.
+   */
+  private readonly commitBatch: Database.Transaction<(batch: Pending[]) => Outcome[]>;
+  private readonly commitOne: Database.Transaction<(apply: () => boolean) => boolean>;
 
   constructor(
     private readonly db: Database.Database,
     private readonly enabled = true,
     private readonly patienceMs = 5_000,
-  ) {}
+  ) {
+    this.commitBatch = db.transaction((batch: Pending[]) =>
+      batch.map((pending): Outcome => {
+        try {
+          return { ok: pending.apply() };
+        } catch (error) {
+          return { error };
+        }
+      }),
+    );
+    this.commitOne = db.transaction((apply: () => boolean) => apply());
+  }
 
   /** Queues `apply` (returns whether the write took effect) for the next commit. */
   write(apply: () => boolean): Promise<boolean> {
-    if (!this.enabled)
-      return whenWritable(() => this.db.transaction(apply).immediate(), this.patienceMs);
+    if (!this.enabled) return whenWritable(() => this.commitOne.immediate(apply), this.patienceMs);
     return new Promise((resolve, reject) => {
       this.queue.push({ apply, resolve, reject, since: Date.now() });
       this.schedule(0);
@@ -63,19 +81,9 @@ export class GroupCommit {
     if (this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
-    const outcomes: Array<{ ok: boolean } | { error: unknown }> = [];
+    let outcomes: Outcome[];
     try {
-      this.db
-        .transaction(() => {
-          for (const pending of batch) {
-            try {
-              outcomes.push({ ok: pending.apply() });
-            } catch (error) {
-              outcomes.push({ error });
-            }
-          }
-        })
-        .immediate();
+      outcomes = this.commitBatch.immediate(batch);
     } catch (error) {
       if (isBusy(error) && !this.closed && Date.now() - batch[0]!.since < this.patienceMs) {
         // Nothing took effect: the batch goes first in line and tries again shortly.
