@@ -20,6 +20,7 @@ import type {
 import { applySqliteMigrations } from "./sqlite-migrate.js";
 import { GroupCommit } from "./group-commit.js";
 import { SYNC_BUSY_MS, whenWritable } from "./busy-wait.js";
+import { CommitWatcher } from "./sqlite-wake.js";
 import { prepareStatements, type SqliteStatements } from "./sqlite-sql.js";
 import {
   toEvent,
@@ -67,10 +68,7 @@ export class SqliteStore implements Store {
   readonly capabilities: StoreCapabilities = { clock: "local", wake: "poll", multiMachine: false };
   readonly description: string;
   readonly db: Database.Database;
-  private readonly wakeIntervalMs: number;
-  private readonly listeners = new Set<() => void>();
-  private wakeTimer: NodeJS.Timeout | undefined;
-  private lastDataVersion = 0;
+  private readonly commitWatcher: CommitWatcher;
   private readonly sql: SqliteStatements;
   /** Owner writes (steps, releases, endings) share commits; see GroupCommit. */
   private readonly commits: GroupCommit;
@@ -79,7 +77,6 @@ export class SqliteStore implements Store {
 
   constructor(options: SqliteStoreOptions) {
     this.description = `sqlite:${options.path}`;
-    this.wakeIntervalMs = options.wakeIntervalMs ?? 5;
     this.patienceMs = options.busyTimeoutMs ?? 5000;
     // Opening and migrating may wait for other processes doing the same, synchronously.
     this.db = new Database(options.path, { timeout: this.patienceMs });
@@ -90,6 +87,7 @@ export class SqliteStore implements Store {
     // From here on, waits for the write lock are asynchronous (see busy-wait.ts).
     this.db.pragma(`busy_timeout = ${Math.min(SYNC_BUSY_MS, this.patienceMs)}`);
     this.sql = prepareStatements(this.db, options.fencing ?? true);
+    this.commitWatcher = new CommitWatcher(this.db, options.wakeIntervalMs ?? 5);
     this.commits = new GroupCommit(
       this.db,
       process.env.BATON_GROUP_COMMIT !== "0",
@@ -414,20 +412,9 @@ export class SqliteStore implements Store {
     return Promise.resolve(row && { workerId: row.worker_id, at: row.at, report: row.report });
   }
 
-  // wake-ups: SQLite has no notifications, but `PRAGMA data_version` changes whenever
-  // another connection commits, and reading it costs microseconds.
-
+  /** Another process's commits, seen through `PRAGMA data_version` (see CommitWatcher). */
   onWake(listener: () => void): () => void {
-    this.listeners.add(listener);
-    if (!this.wakeTimer) {
-      this.lastDataVersion = this.dataVersion();
-      this.wakeTimer = setInterval(() => this.checkForCommits(), this.wakeIntervalMs);
-      this.wakeTimer.unref();
-    }
-    return () => {
-      this.listeners.delete(listener);
-      if (this.listeners.size === 0) this.stopWakeTimer();
-    };
+    return this.commitWatcher.add(listener);
   }
 
   now(): Promise<number> {
@@ -435,30 +422,12 @@ export class SqliteStore implements Store {
   }
 
   close(): Promise<void> {
-    this.stopWakeTimer();
-    this.listeners.clear();
+    this.commitWatcher.close();
     if (this.db.open) {
       this.commits.flushFinal();
       this.db.close();
     }
     return Promise.resolve();
-  }
-
-  private checkForCommits(): void {
-    if (!this.db.open) return;
-    const version = this.dataVersion();
-    if (version === this.lastDataVersion) return;
-    this.lastDataVersion = version;
-    for (const listener of this.listeners) listener();
-  }
-
-  private dataVersion(): number {
-    return this.db.pragma("data_version", { simple: true }) as number;
-  }
-
-  private stopWakeTimer(): void {
-    if (this.wakeTimer) clearInterval(this.wakeTimer);
-    this.wakeTimer = undefined;
   }
 
   private finish(
