@@ -2,31 +2,16 @@
  * Compensation under a real SIGKILL, on each backend: the workers share one SQLite file,
  * or one schema of one PostgreSQL server.
  */
-import { afterEach, expect, it } from "vitest";
-import { Baton, TerminalError } from "../../src/index.js";
+import { expect, it } from "vitest";
+import { TerminalError } from "../../src/index.js";
 import { saga } from "../fixtures/workflows.js";
 import { describeEachBackend } from "../support/backends.js";
+import { processFixture } from "../support/process-fixture.js";
 import { readExecLog } from "../support/exec-log.js";
-import { tempDir } from "../support/temp-dir.js";
-import { workerProcesses } from "../support/worker-processes.js";
-
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
 
 describeEachBackend("compensation under SIGKILL", (backend) => {
   it("a worker killed after its first compensation: the next one runs the rest, none twice, in reverse order", async () => {
-    const dir = tempDir();
-    const store = await backend.newStoreUrl();
-    const baton = await Baton.open({ store, workflows: [saga] });
-    const workers = workerProcesses(store, dir.path);
-    cleanups.push(
-      () => dir.remove(),
-      () => backend.cleanup(),
-      () => baton.close(),
-      () => workers.killAll(),
-    );
+    const { baton, workers } = await processFixture(backend, [saga]);
 
     const a = await workers.start({
       leaseMs: 600,

@@ -2,32 +2,16 @@
  * Crash recovery with real `baton worker` processes and real SIGKILLs, on each backend:
  * the workers share one SQLite file, or one schema of one PostgreSQL server.
  */
-import { afterEach, expect, it } from "vitest";
-import { Baton } from "../../src/index.js";
+import { expect, it } from "vitest";
 import { batch } from "../fixtures/workflows.js";
 import { describeEachBackend } from "../support/backends.js";
+import { processFixture } from "../support/process-fixture.js";
 import { readExecLog } from "../support/exec-log.js";
-import { tempDir } from "../support/temp-dir.js";
 import { waitFor } from "../support/wait-for.js";
-import { workerProcesses } from "../support/worker-processes.js";
-
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
 
 describeEachBackend("a worker SIGKILLed mid-step", (backend) => {
   async function setup() {
-    const dir = tempDir();
-    const store = await backend.newStoreUrl();
-    const baton = await Baton.open({ store, workflows: [batch] });
-    const workers = workerProcesses(store, dir.path);
-    cleanups.push(
-      () => dir.remove(),
-      () => backend.cleanup(),
-      () => baton.close(),
-      () => workers.killAll(),
-    );
+    const { baton, workers } = await processFixture(backend, [batch]);
     return { baton, workers };
   }
 

@@ -7,24 +7,18 @@
  * first worker, let short runs finish before the signal, or slow the first worker's drain
  * past its step deadline. A run handed off meanwhile waits, queued, for it.
  */
-import { afterEach, expect, it } from "vitest";
-import { Baton, type RunDetails } from "../../src/index.js";
+import { expect, it } from "vitest";
+import { type RunDetails } from "../../src/index.js";
 import type { WorkerProcess } from "../../src/demo/worker-process.js";
 import { drainer, patient, steps, stubborn, undoOnStop } from "../fixtures/workflows.js";
 import { describeEachBackend } from "../support/backends.js";
+import { processFixture } from "../support/process-fixture.js";
 import { readExecLog } from "../support/exec-log.js";
-import { tempDir } from "../support/temp-dir.js";
 import { waitFor } from "../support/wait-for.js";
-import { workerProcesses } from "../support/worker-processes.js";
 
 // graceMs 8000 leaves a drain phase of 1.9 s with the default phase budgets; the step
 // deadline falls 380 ms before its end.
 const GRACE_MS = 8_000;
-
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
 
 /** Sends `signal` and resolves with the exit code and how long the exit took. */
 async function terminate(worker: WorkerProcess, signal: NodeJS.Signals = "SIGTERM") {
@@ -43,19 +37,13 @@ function expectNoStepRanTwice(log: ReturnType<typeof readExecLog>) {
 
 describeEachBackend("graceful shutdown of a worker process", (backend) => {
   async function setup() {
-    const dir = tempDir();
-    const store = await backend.newStoreUrl();
-    const baton = await Baton.open({
-      store,
-      workflows: [steps, drainer, patient, stubborn, undoOnStop],
-    });
-    const workers = workerProcesses(store, dir.path);
-    cleanups.push(
-      () => dir.remove(),
-      () => backend.cleanup(),
-      () => baton.close(),
-      () => workers.killAll(),
-    );
+    const { baton, workers } = await processFixture(backend, [
+      steps,
+      drainer,
+      patient,
+      stubborn,
+      undoOnStop,
+    ]);
     const start = () => workers.start({ graceMs: GRACE_MS, leaseMs: 2_000, concurrency: 20 });
     /** SIGTERMs `a` and, once it has exited, starts the worker that takes over. */
     const handOver = async (a: WorkerProcess) => {

@@ -7,19 +7,12 @@
  * set by `BATON_UNSAFE_DISABLE_FENCING=1`); the Postgres store's fence checks are part of
  * its statements.
  */
-import { afterEach, expect, it } from "vitest";
-import { Baton } from "../../src/index.js";
+import { expect, it } from "vitest";
 import { slow } from "../fixtures/workflows.js";
 import { describeEachBackend } from "../support/backends.js";
+import { processFixture } from "../support/process-fixture.js";
 import { readExecLog } from "../support/exec-log.js";
-import { tempDir } from "../support/temp-dir.js";
 import { waitFor } from "../support/wait-for.js";
-import { workerProcesses } from "../support/worker-processes.js";
-
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
 
 describeEachBackend("split brain: a worker stopped past its lease, then continued", (backend) => {
   /**
@@ -30,16 +23,7 @@ describeEachBackend("split brain: a worker stopped past its lease, then continue
    * before its next heartbeat). The fence must refuse it.
    */
   it("has its stale write refused by the fence, aborts locally, starts no further step; the new owner finishes once", async () => {
-    const dir = tempDir();
-    const store = await backend.newStoreUrl();
-    const baton = await Baton.open({ store, workflows: [slow] });
-    const workers = workerProcesses(store, dir.path);
-    cleanups.push(
-      () => dir.remove(),
-      () => backend.cleanup(),
-      () => baton.close(),
-      () => workers.killAll(),
-    );
+    const { baton, workers } = await processFixture(backend, [slow]);
 
     const a = await workers.start({ leaseMs: 1_500 });
     const run = await baton.start(slow, { slowMs: 400 }, { id: "split" });
