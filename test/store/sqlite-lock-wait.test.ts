@@ -38,16 +38,22 @@ async function holdWriteLock(path: string, holdMs = 800) {
   };
 }
 
+/** A fresh SQLite store with one queued run, `r1`; closed and removed after the test. */
+async function storeWithOneRun(options: { busyTimeoutMs?: number } = {}) {
+  const dir = tempDir();
+  const path = join(dir.path, "baton.db");
+  const store = new SqliteStore({ path, ...options });
+  cleanups.push(
+    () => dir.remove(),
+    () => store.close(),
+  );
+  await store.createRun({ id: "r1", workflow: "wf", version: 1, input: null, priority: 0 });
+  return { path, store };
+}
+
 describe("SQLite under a held write lock", () => {
   it("stamps a claim and its lease once it has the lock, not when it started waiting", async () => {
-    const dir = tempDir();
-    const path = join(dir.path, "baton.db");
-    const store = new SqliteStore({ path });
-    cleanups.push(
-      () => dir.remove(),
-      () => store.close(),
-    );
-    await store.createRun({ id: "r1", workflow: "wf", version: 1, input: null, priority: 0 });
+    const { path, store } = await storeWithOneRun();
 
     const holder = await holdWriteLock(path);
     const [claimed] = await store.claimRuns("w1", ["wf"], 1, LEASE_MS); // waits for the lock
@@ -62,14 +68,7 @@ describe("SQLite under a held write lock", () => {
   });
 
   it("stamps a renewal once it has the lock", async () => {
-    const dir = tempDir();
-    const path = join(dir.path, "baton.db");
-    const store = new SqliteStore({ path });
-    cleanups.push(
-      () => dir.remove(),
-      () => store.close(),
-    );
-    await store.createRun({ id: "r1", workflow: "wf", version: 1, input: null, priority: 0 });
+    const { path, store } = await storeWithOneRun();
     const [claimed] = await store.claimRuns("w1", ["wf"], 1, LEASE_MS);
     const lease = { runId: "r1", fence: claimed!.fence, workerId: "w1" };
 
@@ -86,14 +85,7 @@ describe("SQLite under a held write lock", () => {
   });
 
   it("waits for the lock without blocking the event loop: timers keep firing", async () => {
-    const dir = tempDir();
-    const path = join(dir.path, "baton.db");
-    const store = new SqliteStore({ path });
-    cleanups.push(
-      () => dir.remove(),
-      () => store.close(),
-    );
-    await store.createRun({ id: "r1", workflow: "wf", version: 1, input: null, priority: 0 });
+    const { path, store } = await storeWithOneRun();
     const holder = await holdWriteLock(path, 1_000);
 
     // A heartbeat, a signal handler or a probe needs its turn while the claim waits.
@@ -123,14 +115,7 @@ describe("SQLite under a held write lock", () => {
   });
 
   it("gives up with SQLITE_BUSY after busyTimeoutMs, and what was stored is intact", async () => {
-    const dir = tempDir();
-    const path = join(dir.path, "baton.db");
-    const store = new SqliteStore({ path, busyTimeoutMs: 200 });
-    cleanups.push(
-      () => dir.remove(),
-      () => store.close(),
-    );
-    await store.createRun({ id: "r1", workflow: "wf", version: 1, input: null, priority: 0 });
+    const { path, store } = await storeWithOneRun({ busyTimeoutMs: 200 });
     const [claimed] = await store.claimRuns("w1", ["wf"], 1, LEASE_MS);
     const lease = { runId: "r1", fence: claimed!.fence, workerId: "w1" };
     const holder = await holdWriteLock(path, 1_500);
