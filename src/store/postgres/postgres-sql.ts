@@ -26,6 +26,21 @@ const LIVE = "status IN ('running','compensating') AND lease_owner IS NOT NULL";
 const LIVE_R = "status IN ('running','compensating') AND r.lease_owner IS NOT NULL";
 
 /**
+ * How a journal write meets the entry already at its (run, seq): it takes the new status,
+ * result and attempt count, keeps saved progress until the step ends, and never changes a
+ * final entry or one of another name (the caller sees no row affected).
+ */
+const STEP_UPSERT = `ON CONFLICT (run_id, seq) DO UPDATE SET
+        status = excluded.status, output = excluded.output, error = excluded.error,
+        progress = CASE WHEN excluded.status IN ('completed','failed') THEN NULL
+                        ELSE coalesce(excluded.progress, s.progress) END,
+        attempts = excluded.attempts,
+        idempotency_key = coalesce(excluded.idempotency_key, s.idempotency_key),
+        fence = excluded.fence, worker_id = excluded.worker_id,
+        started_at = coalesce(excluded.started_at, s.started_at), updated_at = excluded.updated_at
+      WHERE s.status NOT IN ('completed','failed') AND s.name = excluded.name`;
+
+/**
  * The columns of a journal entry, in the order of the JSON arrays a claim returns the
  * journal as (arrays rather than objects: a third cheaper to build, and to parse).
  */
@@ -426,15 +441,7 @@ export function postgresStatements(schema: string) {
       WHERE r.id = $1 AND r.fence = $2::bigint AND r.status IN ('running','compensating')
         AND r.lease_owner IS NOT NULL
       FOR SHARE
-      ON CONFLICT (run_id, seq) DO UPDATE SET
-        status = excluded.status, output = excluded.output, error = excluded.error,
-        progress = CASE WHEN excluded.status IN ('completed','failed') THEN NULL
-                        ELSE coalesce(excluded.progress, s.progress) END,
-        attempts = excluded.attempts,
-        idempotency_key = coalesce(excluded.idempotency_key, s.idempotency_key),
-        fence = excluded.fence, worker_id = excluded.worker_id,
-        started_at = coalesce(excluded.started_at, s.started_at), updated_at = excluded.updated_at
-      WHERE s.status NOT IN ('completed','failed') AND s.name = excluded.name`,
+      ${STEP_UPSERT}`,
     /**
      * `writeStep` for a batch, one array per parameter of `writeStep` (distinct run and seq
      * pairs). Each write is checked on its own: its run must be live at its fence. The runs
@@ -459,15 +466,7 @@ export function postgresStatements(schema: string) {
         i.attempts, i.idempotency_key, o.fence, i.worker_id, i.started_at, ${NOW}
       FROM input i JOIN owned o ON o.id = i.run_id AND o.fence = i.fence
       ORDER BY i.run_id, i.seq
-      ON CONFLICT (run_id, seq) DO UPDATE SET
-        status = excluded.status, output = excluded.output, error = excluded.error,
-        progress = CASE WHEN excluded.status IN ('completed','failed') THEN NULL
-                        ELSE coalesce(excluded.progress, s.progress) END,
-        attempts = excluded.attempts,
-        idempotency_key = coalesce(excluded.idempotency_key, s.idempotency_key),
-        fence = excluded.fence, worker_id = excluded.worker_id,
-        started_at = coalesce(excluded.started_at, s.started_at), updated_at = excluded.updated_at
-      WHERE s.status NOT IN ('completed','failed') AND s.name = excluded.name
+      ${STEP_UPSERT}
       RETURNING s.run_id, s.seq`,
 
     // workers
