@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { postgresAnswers } from "../../test/support/pg-answers.js";
 
 const DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -17,24 +18,10 @@ export type BenchSchema = {
   version: string;
 };
 
-async function answers(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
-  client.on("error", () => undefined);
-  try {
-    await client.connect();
-    await client.query("SELECT 1");
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
 /** Runs `fn` with a fresh schema (dropped afterwards) on the benchmark server. */
 export async function withBenchSchema<T>(fn: (schema: BenchSchema) => Promise<T>): Promise<T> {
   const url = process.env.BATON_BENCH_PG_URL ?? DEFAULT_URL;
-  if (!(await answers(url))) {
+  if (!(await postgresAnswers(url))) {
     throw new Error(
       `no PostgreSQL for the benchmark at ${url.replace(/:[^:@/]*@/, ":***@")}; start one there or set BATON_BENCH_PG_URL`,
     );

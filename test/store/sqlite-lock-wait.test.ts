@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import type { StepWrite } from "../../src/store/store.js";
 import { tempDir } from "../support/temp-dir.js";
 
 const LEASE_MS = 10_000;
@@ -35,6 +36,19 @@ async function holdWriteLock(path: string, holdMs = 800) {
   return {
     releasedAt: async () => Number((await lines.next()).value),
     exited: once(child, "exit"),
+  };
+}
+
+/** The journal write of a step `one` that completed with output `1`. */
+function completedStep(): StepWrite {
+  return {
+    seq: 0,
+    name: "one",
+    kind: "step",
+    status: "completed",
+    output: "1",
+    attempts: 1,
+    startedAt: Date.now(),
   };
 }
 
@@ -120,15 +134,7 @@ describe("SQLite under a held write lock", () => {
     const lease = { runId: "r1", fence: claimed!.fence, workerId: "w1" };
     const holder = await holdWriteLock(path, 1_500);
 
-    const write = store.writeStep(lease, {
-      seq: 0,
-      name: "one",
-      kind: "step",
-      status: "completed",
-      output: "1",
-      attempts: 1,
-      startedAt: Date.now(),
-    });
+    const write = store.writeStep(lease, completedStep());
     await expect(write).rejects.toMatchObject({ code: BUSY });
     await expect(store.claimRuns("w2", ["wf"], 1, LEASE_MS)).resolves.toEqual([]);
     await expect(
@@ -138,17 +144,7 @@ describe("SQLite under a held write lock", () => {
 
     // Once the lock is free, the same write goes through; nothing was half-written.
     expect(await store.loadJournal("r1")).toEqual([]);
-    expect(
-      await store.writeStep(lease, {
-        seq: 0,
-        name: "one",
-        kind: "step",
-        status: "completed",
-        output: "1",
-        attempts: 1,
-        startedAt: Date.now(),
-      }),
-    ).toBe(true);
+    expect(await store.writeStep(lease, completedStep())).toBe(true);
     expect((await store.getRun("r1"))!.fence).toBe(claimed!.fence);
   });
 });

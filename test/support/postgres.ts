@@ -20,6 +20,7 @@ import pg from "pg";
 import { afterAll, beforeAll } from "vitest";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import type { PostgresStoreOptions } from "../../src/store/postgres/postgres-options.js";
+import { postgresAnswers } from "./pg-answers.js";
 
 const DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -150,22 +151,9 @@ async function findPostgres(): Promise<RunningPostgres> {
   const fromEnv = process.env.BATON_TEST_PG_URL;
   if (fromEnv === "embedded") return startEmbeddedPostgres();
   if (fromEnv) return { url: fromEnv, stop: () => Promise.resolve() };
-  if (await answers(DEFAULT_URL)) return { url: DEFAULT_URL, stop: () => Promise.resolve() };
+  if (await postgresAnswers(DEFAULT_URL))
+    return { url: DEFAULT_URL, stop: () => Promise.resolve() };
   return startEmbeddedPostgres();
-}
-
-async function answers(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
-  client.on("error", () => undefined);
-  try {
-    await client.connect();
-    await client.query("SELECT 1");
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }
 
 export type EmbeddedPostgres = RunningPostgres & {
